@@ -1,0 +1,261 @@
+"""The broker: every queue state change, each one Lua round trip for a whole batch."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from engine import codec
+from engine.config import EngineConfig, validate_name
+from engine.keys import GlobalKeys, QueueKeys
+from engine.outcomes import Outcome
+from engine.scripts import Scripts
+from engine.task import FetchedTask, TaskSpec
+
+
+def new_task_id() -> str:
+    """A random, unguessable task id (128 bits)."""
+    return os.urandom(16).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one fetch returned. `next_due_ms` is the earliest scheduled task, or None."""
+
+    now_ms: int
+    next_due_ms: int | None
+    tasks: list[FetchedTask]
+
+
+@dataclass(frozen=True, slots=True)
+class ReapResult:
+    """What one reaper pass did on one queue."""
+
+    requeued: int
+    dead: int
+    promoted: int
+    orphans: int
+    evicted: int
+    crash_looped: int
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Broker:
+    """Queue operations over one Redis client. Cheap to create; holds no connection itself."""
+
+    def __init__(self, redis: Redis, config: EngineConfig | None = None) -> None:
+        self.redis = redis
+        self.config = config or EngineConfig()
+        self.globals = GlobalKeys(self.config.prefix)
+        self.scripts = Scripts(redis)
+        self._keys: dict[str, QueueKeys] = {}
+        self._registered: set[str] = set()
+
+    # -- keys and queues -------------------------------------------------------------------
+    def keys(self, queue: str) -> QueueKeys:
+        """The key names of `queue` (validated once, then cached)."""
+        keys = self._keys.get(queue)
+        if keys is None:
+            keys = QueueKeys(self.config.prefix, queue, self.config.levels_for(queue))
+            self._keys[queue] = keys
+        return keys
+
+    def level_of(self, queue: str, priority: str) -> str:
+        """Validate a priority name against the queue's levels."""
+        keys = self.keys(queue)
+        if priority not in keys.pending:
+            raise ValueError(
+                f"unknown priority {priority!r} for queue {queue!r}; levels: {', '.join(keys.levels)}"
+            )
+        return priority
+
+    async def register_queues(self, queues: Iterable[str]) -> None:
+        """Record queues in the global set (separate from the scripts: another Cluster slot)."""
+        new = [q for q in queues if q not in self._registered]
+        if not new:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.globals.queues, *new)
+            for q in new:
+                pipe.hset(self.keys(q).meta, "levels", ",".join(self.keys(q).levels))
+            await pipe.execute()
+        self._registered.update(new)
+
+    async def known_queues(self) -> list[str]:
+        """Every queue ever used under this prefix, sorted."""
+        members = await self.redis.smembers(self.globals.queues)
+        return sorted(_s(m) for m in members)
+
+    # -- enqueue -----------------------------------------------------------------------------
+    def _encode_spec(self, spec: TaskSpec) -> tuple[str, str, int, bytes]:
+        validate_name("queue", spec.queue)
+        level = self.level_of(spec.queue, spec.priority)
+        if not isinstance(spec.name, str) or not spec.name or '"' in spec.name:
+            raise ValueError(f"invalid task name {spec.name!r}")
+        task_id = spec.id if spec.id is not None else new_task_id()
+        if not isinstance(task_id, str) or not task_id or len(task_id) > 200 or any(
+            c.isspace() for c in task_id
+        ):
+            raise ValueError(f"invalid task id {task_id!r}")
+        max_retries = self.config.max_retries if spec.max_retries is None else spec.max_retries
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if spec.delay_s is not None and spec.eta_s is not None:
+            raise ValueError("give delay or eta, not both")
+        delay_s = spec.delay_s or 0.0
+        if spec.eta_s is not None:
+            delay_s = spec.eta_s - time.time()
+        payload = codec.encode_payload(
+            level=level,
+            name=spec.name,
+            args=spec.args,
+            kwargs=spec.kwargs,
+            max_retries=max_retries,
+            timeout_s=spec.timeout_s,
+            received_at_ms=spec.received_at_ms,
+        )
+        return task_id, level, max(0, int(delay_s * 1000)), payload
+
+    async def enqueue(self, specs: Sequence[TaskSpec]) -> list[str]:
+        """Store tasks; one script call per queue. An id already known is left as it is."""
+        if not specs:
+            return []
+        encoded = [self._encode_spec(spec) for spec in specs]  # refuses bad input before I/O
+        by_queue: dict[str, list[int]] = {}
+        for i, spec in enumerate(specs):
+            by_queue.setdefault(spec.queue, []).append(i)
+        await self.register_queues(by_queue)
+        for queue, indexes in by_queue.items():
+            keys = self.keys(queue)
+            argv: list[object] = [self.config.wake_tokens_max]
+            extra: list[str] = []
+            for i in indexes:
+                task_id, level, delay_ms, payload = encoded[i]
+                argv += [task_id, level, delay_ms, payload]
+                extra.append(keys.result(task_id))
+            await self.scripts.run("enqueue", keys, argv, extra)
+        return [e[0] for e in encoded]
+
+    # -- fetch -------------------------------------------------------------------------------
+    async def fetch(
+        self, queue: str, n: int, worker_id: str, lease_s: float | None = None
+    ) -> FetchResult:
+        """Lease up to `n` tasks of `queue`, highest level first, FIFO within a level."""
+        keys = self.keys(queue)
+        token = f"{os.urandom(8).hex()}|{worker_id}"
+        lease_ms = int((lease_s or self.config.lease_s) * 1000)
+        raw = await self.scripts.run(
+            "fetch",
+            keys,
+            [n, lease_ms, token, self.config.promote_batch, self.config.wake_tokens_max],
+        )
+        now_ms = int(raw[0])
+        next_due = int(raw[1])
+        tasks: list[FetchedTask] = []
+        for i in range(2, len(raw), 4):
+            tasks.append(_decode_fetched(queue, raw[i], raw[i + 1], int(raw[i + 2]), int(raw[i + 3]), now_ms, token))
+        return FetchResult(now_ms, None if next_due < 0 else next_due, tasks)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
+        """Block until a wake token arrives on any of `queues` (True) or the timeout (False)."""
+        wake_keys = [self.keys(q).wake for q in queues]
+        got = await self.redis.blpop(wake_keys, timeout=max(timeout_s, 0.001))
+        return got is not None
+
+    # -- settle, extend, reap ------------------------------------------------------------------
+    async def settle(self, queue: str, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply finished attempts; False marks a stale lease (rejected and counted)."""
+        if not outcomes:
+            return []
+        keys = self.keys(queue)
+        cfg = self.config
+        argv: list[object] = [
+            int(cfg.result_ttl_s * 1000), cfg.dead_max, int(cfg.dead_max_age_s * 1000)
+        ]
+        extra: list[str] = []
+        for o in outcomes:
+            argv += [o.kind, o.task.id, o.task.token, o.delay_ms, o.data]
+            extra.append(keys.result(o.task.id))
+        flags = await self.scripts.run("settle", keys, argv, extra)
+        return [bool(f) for f in flags]
+
+    async def extend(
+        self, queue: str, leases: Sequence[tuple[str, str]], lease_s: float | None = None
+    ) -> list[bool]:
+        """Renew live leases held with these (id, token) pairs; False means the lease is lost."""
+        if not leases:
+            return []
+        argv: list[object] = [int((lease_s or self.config.lease_s) * 1000)]
+        for task_id, token in leases:
+            argv += [task_id, token]
+        flags = await self.scripts.run("extend", self.keys(queue), argv)
+        return [bool(f) for f in flags]
+
+    async def reap(self, queue: str, limit: int = 1000) -> ReapResult:
+        """Return expired leases, promote due tasks, drop orphans, enforce DLQ caps."""
+        cfg = self.config
+        raw = await self.scripts.run(
+            "reap",
+            self.keys(queue),
+            [limit, cfg.crash_limit, cfg.dead_max, int(cfg.dead_max_age_s * 1000),
+             cfg.promote_batch, cfg.wake_tokens_max],
+        )
+        return ReapResult(*(int(x) for x in raw))
+
+    async def repair(self, queue: str, scan_batch: int = 1000) -> int:
+        """Put back tasks whose payload exists but that sit in no list or set. Rare and slow."""
+        keys = self.keys(queue)
+        placed: set[str] = set()
+        for level_key in keys.pending_keys:
+            placed.update(_s(x) for x in await self.redis.lrange(level_key, 0, -1))
+        for zkey in (keys.active, keys.scheduled, keys.dead):
+            placed.update(_s(x) for x in await self.redis.zrange(zkey, 0, -1))
+        candidates = [
+            _s(task_id)
+            async for task_id in self.redis.hscan_iter(keys.tasks, count=scan_batch, no_values=True)
+            if _s(task_id) not in placed
+        ]
+        fixed = 0
+        for start in range(0, len(candidates), 500):
+            fixed += int(
+                await self.scripts.run(
+                    "repair", keys, [self.config.wake_tokens_max, *candidates[start : start + 500]]
+                )
+            )
+        return fixed
+
+
+def _decode_fetched(
+    queue: str, task_id: bytes, payload: bytes, attempt: int, enqueued_at_ms: int, now_ms: int, token: str
+) -> FetchedTask:
+    tid = _s(task_id)
+    try:
+        doc = codec.decode_payload(payload)
+    except codec.PayloadDecodeError as exc:
+        return FetchedTask(
+            id=tid, queue=queue, name="?", level="", args=[], kwargs={}, attempt=attempt,
+            max_retries=0, timeout_s=None, enqueued_at_ms=enqueued_at_ms, fetched_at_ms=now_ms,
+            token=token, decode_error=str(exc),
+        )
+    return FetchedTask(
+        id=tid,
+        queue=queue,
+        name=doc["n"],
+        level=doc.get("l", ""),
+        args=doc.get("a", []),
+        kwargs=doc.get("k", {}),
+        attempt=attempt,
+        max_retries=int(doc.get("r", 0)),
+        timeout_s=doc.get("t"),
+        enqueued_at_ms=enqueued_at_ms,
+        fetched_at_ms=now_ms,
+        token=token,
+        received_at_ms=doc.get("ra"),
+    )

@@ -1,0 +1,184 @@
+"""The producer API: `Client` enqueues tasks, reads results and states."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from redis.asyncio import Redis
+
+from engine import dead as dead_ops
+from engine import queues as queue_ops
+from engine.broker import Broker
+from engine.config import EngineConfig
+from engine.task import TaskDeadError, TaskInfo, TaskSpec, TaskState
+
+log = logging.getLogger("spool.client")
+
+
+class Client:
+    """Connects to Redis (or starts the embedded server) and enqueues tasks.
+
+    Use as `async with Client(url) as client:`. With no URL it starts the embedded
+    `valkey-server` under the user's state directory and stops it on exit.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        config: EngineConfig | None = None,
+        redis: Redis | None = None,
+        max_connections: int = 10,
+    ) -> None:
+        self.url = url
+        self.config = config or EngineConfig()
+        self._redis = redis
+        self._owns_redis = redis is None
+        self._server: Any = None
+        self._max_connections = max_connections
+        self._broker: Broker | None = None
+
+    async def connect(self) -> Client:
+        """Open the connection (idempotent). `async with` calls this for you."""
+        if self._broker is not None:
+            return self
+        if self._redis is None:
+            from engine.connection import open_redis
+
+            url = self.url
+            if url is None:
+                from engine.embedded import EmbeddedServer, default_state_dir
+
+                self._server = EmbeddedServer(data_dir=default_state_dir())
+                await asyncio.to_thread(self._server.start)
+                url = self._server.url
+                log.info("started embedded server at %s", url)
+            self._redis = await open_redis(url, max_connections=self._max_connections)
+        self._broker = Broker(self._redis, self.config)
+        return self
+
+    async def close(self) -> None:
+        """Close the connection and stop the embedded server if this client started it."""
+        if self._redis is not None and self._owns_redis:
+            await self._redis.aclose()
+            self._redis = None
+        if self._server is not None:
+            await asyncio.to_thread(self._server.stop)
+            self._server = None
+        self._broker = None
+
+    async def __aenter__(self) -> Client:
+        return await self.connect()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def broker(self) -> Broker:
+        """The low-level broker (queue inspection, dead letters, worker operations)."""
+        if self._broker is None:
+            raise RuntimeError("Client is not connected: use `async with Client(...)`")
+        return self._broker
+
+    @property
+    def redis(self) -> Redis:
+        """The underlying Redis client."""
+        return self.broker.redis
+
+    async def enqueue(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str = "default",
+        priority: str = "default",
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        eta: float | None = None,
+        id: str | None = None,
+    ) -> str:
+        """Enqueue one task; returns its id. `delay` in seconds; `eta` as epoch seconds."""
+        spec = TaskSpec(
+            name=name, args=args, kwargs=kwargs or {}, queue=queue, priority=priority,
+            max_retries=max_retries, timeout_s=timeout, delay_s=delay, eta_s=eta, id=id,
+        )
+        return (await self.broker.enqueue([spec]))[0]
+
+    async def enqueue_many(self, specs: Sequence[TaskSpec | Mapping[str, Any]]) -> list[str]:
+        """Enqueue many tasks in one round trip per queue; returns their ids in order.
+
+        Items are `TaskSpec`s or dicts with the keyword names of `enqueue`.
+        """
+        return await self.broker.enqueue([_to_spec(s) for s in specs])
+
+    async def status(self, task_id: str, queue: str | None = None) -> TaskInfo | None:
+        """A task's state and record, or None when unknown (or its result expired)."""
+        return await queue_ops.task_status(self.broker, task_id, queue)
+
+    async def result(
+        self, task_id: str, timeout: float | None = None, queue: str | None = None
+    ) -> Any:
+        """Wait for a task's result. Raises `TaskDeadError` for a dead task, `TimeoutError`
+        when `timeout` passes first, and `KeyError` for an unknown id."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            info = await self.status(task_id, queue)
+            if info is None:
+                raise KeyError(f"unknown task id {task_id!r} (never enqueued, or result expired)")
+            if info.state is TaskState.SUCCEEDED:
+                return info.result
+            if info.state is TaskState.DEAD:
+                raise TaskDeadError(info)
+            queue = info.queue
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"task {task_id} still {info.state} after {timeout} s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    # Operator shortcuts used by the HTTP API and the console; thin wrappers over the broker.
+    async def pause(self, queue: str) -> None:
+        """Pause a queue."""
+        await queue_ops.pause(self.broker, queue)
+
+    async def resume(self, queue: str) -> None:
+        """Resume a queue."""
+        await queue_ops.resume(self.broker, queue)
+
+    async def queues(self) -> list[queue_ops.QueueStats]:
+        """Stats of every known queue."""
+        return await queue_ops.all_queue_stats(self.broker)
+
+    async def dead_letters(
+        self, flt: dead_ops.DeadFilter | None = None, limit: int = 50, cursor: str | None = None
+    ) -> dead_ops.DeadPage:
+        """A page of dead letters."""
+        return await dead_ops.list_dead(self.broker, flt, limit, cursor)
+
+
+_SPEC_FIELDS = {
+    "name": "name", "args": "args", "kwargs": "kwargs", "queue": "queue", "priority": "priority",
+    "max_retries": "max_retries", "timeout": "timeout_s", "timeout_s": "timeout_s",
+    "delay": "delay_s", "delay_s": "delay_s", "eta": "eta_s", "eta_s": "eta_s", "id": "id",
+    "received_at_ms": "received_at_ms",
+}
+
+
+def _to_spec(item: TaskSpec | Mapping[str, Any]) -> TaskSpec:
+    if isinstance(item, TaskSpec):
+        return item
+    unknown = set(item) - set(_SPEC_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown task fields: {', '.join(sorted(unknown))}")
+    if "name" not in item:
+        raise ValueError("a task needs a name")
+    return TaskSpec(**{_SPEC_FIELDS[k]: v for k, v in item.items()})

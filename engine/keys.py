@@ -1,0 +1,104 @@
+"""The one place that builds Redis key names.
+
+Every key of a queue carries the hash tag `{queue}`, so all keys one Lua script touches live in
+one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config import validate_name
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalKeys:
+    """Keys shared by every queue under one prefix."""
+
+    prefix: str
+
+    @property
+    def queues(self) -> str:
+        """Set of known queue names."""
+        return f"{self.prefix}:queues"
+
+    @property
+    def workers(self) -> str:
+        """Hash: worker id -> JSON heartbeat record."""
+        return f"{self.prefix}:workers"
+
+    def stats(self, worker_id: str) -> str:
+        """One process's metrics snapshot (string with a TTL)."""
+        return f"{self.prefix}:stats:{worker_id}"
+
+    @property
+    def stats_pattern(self) -> str:
+        """SCAN pattern matching every process's metrics snapshot."""
+        return f"{self.prefix}:stats:*"
+
+    def lock(self, name: str, queue: str) -> str:
+        """A short-lived lock for periodic maintenance of one queue (reaper, repair)."""
+        return f"{self.prefix}:lock:{name}:{{{queue}}}"
+
+    @property
+    def pattern(self) -> str:
+        """SCAN pattern matching every key under this prefix."""
+        return f"{self.prefix}:*"
+
+
+class QueueKeys:
+    """Keys of one queue. Built once per queue and cached by the broker."""
+
+    __slots__ = (
+        "active",
+        "att",
+        "base",
+        "crash",
+        "dead",
+        "dead_info",
+        "ea",
+        "lasterr",
+        "lease",
+        "levels",
+        "meta",
+        "paused",
+        "pending",
+        "queue",
+        "scheduled",
+        "tasks",
+        "wake",
+    )
+
+    def __init__(self, prefix: str, queue: str, levels: tuple[str, ...]) -> None:
+        validate_name("queue", queue)
+        self.queue = queue
+        self.levels = levels
+        self.base = base = f"{prefix}:{{{queue}}}"
+        self.tasks = f"{base}:tasks"  # id -> immutable payload JSON
+        self.att = f"{base}:att"  # id -> deliveries so far
+        self.crash = f"{base}:crash"  # id -> lease expiries so far
+        self.lease = f"{base}:lease"  # id -> current lease token ("rand|worker")
+        self.ea = f"{base}:ea"  # id -> enqueued-at, server ms
+        self.lasterr = f"{base}:lasterr"  # id -> last error JSON (retrying tasks)
+        self.active = f"{base}:active"  # zset id -> lease deadline ms
+        self.scheduled = f"{base}:scheduled"  # zset id -> due ms
+        self.dead = f"{base}:dead"  # zset id -> died-at ms
+        self.dead_info = f"{base}:dead_info"  # id -> dead record JSON
+        self.meta = f"{base}:meta"  # counters and queue settings
+        self.paused = f"{base}:paused"
+        self.wake = f"{base}:wake"
+        self.pending = {level: f"{base}:pending:{level}" for level in levels}
+
+    def result(self, task_id: str) -> str:
+        """The result of one finished task (string with a TTL)."""
+        return f"{self.base}:result:{task_id}"
+
+    @property
+    def pending_keys(self) -> list[str]:
+        """Pending lists, highest priority first."""
+        return [self.pending[level] for level in self.levels]
+
+    @property
+    def pattern(self) -> str:
+        """SCAN pattern matching every key of this queue."""
+        return f"{self.base}:*"

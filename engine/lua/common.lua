@@ -1,0 +1,112 @@
+-- Shared helpers, prepended to every script by engine/scripts.py.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The payload is produced by engine/codec.py, which always writes the level first and the
+-- max_retries field as "r"; matching beats decoding a possibly large JSON document.
+local function payload_level(payload)
+  return string.match(payload, '^{"l":"([^"]+)"')
+end
+
+local function payload_max_retries(payload)
+  return tonumber(string.match(payload, '"r":(%d+)') or '0')
+end
+
+local function payload_name(payload)
+  return string.match(payload, '"n":"([^"]*)"') or '?'
+end
+
+-- Drop every per-task field of ids that left the queue for good.
+local function forget(k, ids)
+  if #ids == 0 then return end
+  redis.call('HDEL', k.tasks, unpack(ids))
+  redis.call('HDEL', k.att, unpack(ids))
+  redis.call('HDEL', k.crash, unpack(ids))
+  redis.call('HDEL', k.lease, unpack(ids))
+  redis.call('HDEL', k.ea, unpack(ids))
+  redis.call('HDEL', k.lasterr, unpack(ids))
+  redis.call('HDEL', k.dead_info, unpack(ids))
+end
+
+-- Keep the dead-letter set within its count and age caps, oldest out first.
+local function trim_dead(k, now, dead_max, dead_max_age_ms)
+  local evicted = 0
+  local old = redis.call('ZRANGEBYSCORE', k.dead, '-inf', now - dead_max_age_ms, 'LIMIT', 0, 1000)
+  if #old > 0 then
+    redis.call('ZREM', k.dead, unpack(old))
+    forget(k, old)
+    evicted = evicted + #old
+  end
+  local over = redis.call('ZCARD', k.dead) - dead_max
+  while over > 0 do
+    local n = math.min(over, 1000)
+    local popped = redis.call('ZPOPMIN', k.dead, n)
+    local ids = {}
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+    forget(k, ids)
+    evicted = evicted + #ids
+    over = over - n
+  end
+  if evicted > 0 then redis.call('HINCRBY', k.meta, 'evicted', evicted) end
+  return evicted
+end
+
+-- Move a task to the dead-letter set with its record (JSON made by the caller).
+local function bury(k, id, record, now)
+  redis.call('ZREM', k.active, id)
+  redis.call('ZREM', k.scheduled, id)
+  redis.call('HDEL', k.lease, id)
+  redis.call('HDEL', k.lasterr, id)
+  redis.call('ZADD', k.dead, now, id)
+  redis.call('HSET', k.dead_info, id, record)
+end
+
+-- Scheduled tasks whose time has come go to the tail of their level's pending list.
+local function promote_due(k, pending, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', k.scheduled, '-inf', now, 'LIMIT', 0, limit)
+  if #due == 0 then return 0 end
+  redis.call('ZREM', k.scheduled, unpack(due))
+  local payloads = redis.call('HMGET', k.tasks, unpack(due))
+  local moved = 0
+  for i, id in ipairs(due) do
+    local p = payloads[i]
+    if p then
+      local key = pending[payload_level(p)] or pending['__default']
+      redis.call('LPUSH', key, id)
+      moved = moved + 1
+    else
+      forget(k, {id})
+    end
+  end
+  return moved
+end
+
+local function wake(k, cap)
+  redis.call('LPUSH', k.wake, '1')
+  redis.call('LTRIM', k.wake, 0, cap - 1)
+end
+
+-- KEYS layout shared by every script: the fixed queue keys first, then one pending list per
+-- level (highest first), then any per-task keys the script needs.
+local k = {
+  tasks = KEYS[1], att = KEYS[2], crash = KEYS[3], lease = KEYS[4], ea = KEYS[5],
+  lasterr = KEYS[6], active = KEYS[7], scheduled = KEYS[8], dead = KEYS[9],
+  dead_info = KEYS[10], meta = KEYS[11], paused = KEYS[12], wake = KEYS[13],
+}
+local FIXED = 13
+-- ARGV[1] is always the list of level names, comma separated, highest first.
+local levels = {}
+local pending = {}
+do
+  local i = 0
+  for level in string.gmatch(ARGV[1], '[^,]+') do
+    i = i + 1
+    levels[i] = level
+    pending[level] = KEYS[FIXED + i]
+  end
+  pending['__default'] = KEYS[FIXED + math.ceil(i / 2)]
+end
+local NLEVELS = #levels
+local FIRST_EXTRA_KEY = FIXED + NLEVELS + 1

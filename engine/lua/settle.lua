@@ -1,0 +1,45 @@
+-- settle(batch): the outcome of finished attempts, guarded by their lease tokens.
+-- ARGV = levels, result_ttl_ms, dead_max, dead_max_age_ms, then per item:
+--   kind ("s" succeeded | "r" retry | "d" dead), id, token, delay_ms, data
+-- data: result JSON for "s", last-error JSON for "r", dead record JSON for "d".
+-- KEYS extra: one result key per item. Returns one flag per item: 1 applied, 0 rejected (stale).
+local now = now_ms()
+local ttl = tonumber(ARGV[2])
+local dead_max = tonumber(ARGV[3])
+local dead_age = tonumber(ARGV[4])
+local out = {}
+local done = {}
+local late = 0
+local buried = false
+local n = (#ARGV - 4) / 5
+for i = 0, n - 1 do
+  local base = 5 + i * 5
+  local kind, id, token, delay, data = ARGV[base], ARGV[base + 1], ARGV[base + 2], tonumber(ARGV[base + 3]), ARGV[base + 4]
+  -- A lease token that is not the current one means the lease was reclaimed: the late
+  -- worker must not overwrite the new owner's outcome.
+  if redis.call('HGET', k.lease, id) ~= token or not redis.call('ZSCORE', k.active, id) then
+    out[#out + 1] = 0
+    late = late + 1
+  else
+    out[#out + 1] = 1
+    if kind == 's' then
+      redis.call('SET', KEYS[FIRST_EXTRA_KEY + i], data, 'PX', ttl)
+      done[#done + 1] = id
+    elseif kind == 'r' then
+      redis.call('ZREM', k.active, id)
+      redis.call('HDEL', k.lease, id)
+      redis.call('HSET', k.lasterr, id, data)
+      redis.call('ZADD', k.scheduled, now + delay, id)
+    else
+      bury(k, id, data, now)
+      buried = true
+    end
+  end
+end
+if #done > 0 then
+  redis.call('ZREM', k.active, unpack(done))
+  forget(k, done)
+end
+if late > 0 then redis.call('HINCRBY', k.meta, 'late', late) end
+if buried then trim_dead(k, now, dead_max, dead_age) end
+return out

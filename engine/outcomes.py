@@ -1,0 +1,107 @@
+"""What a finished attempt turns into: a result, a retry after backoff, or a dead letter."""
+
+from __future__ import annotations
+
+import random
+import time
+import traceback as tb_module
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine import codec
+from engine.config import EngineConfig
+from engine.fingerprint import fingerprint
+from engine.task import FetchedTask
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One item of a settle batch. `kind`: "s" succeeded, "r" retry, "d" dead."""
+
+    kind: str
+    task: FetchedTask
+    data: bytes
+    delay_ms: int = 0
+
+    @property
+    def token(self) -> str:
+        """The lease token this outcome is guarded by."""
+        return self.task.token
+
+
+def backoff_delay_s(
+    attempt: int, base_s: float, cap_s: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Exponential backoff with jitter: between half and all of `base * 2**(attempt-1)`."""
+    ceiling = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
+    return ceiling * (0.5 + rand() / 2)
+
+
+def succeeded(task: FetchedTask, value_json: bytes, started_at_ms: int, finished_at_ms: int) -> Outcome:
+    """A success; `value_json` is the already-encoded return value."""
+    record = (
+        b'{"state":"succeeded","name":' + codec.dumps(task.name)
+        + b',"attempts":' + str(task.attempt).encode()
+        + b',"enqueued_at_ms":' + str(task.enqueued_at_ms).encode()
+        + b',"fetched_at_ms":' + str(task.fetched_at_ms).encode()
+        + b',"started_at_ms":' + str(started_at_ms).encode()
+        + b',"finished_at_ms":' + str(finished_at_ms).encode()
+        + b',"result":' + value_json + b"}"
+    )
+    return Outcome("s", task, record)
+
+
+def error_record(
+    task: FetchedTask,
+    *,
+    exc_type: str,
+    message: str,
+    traceback: str = "",
+    reason: str = "error",
+    worker: str = "",
+) -> dict[str, object]:
+    """The dict stored for a failed attempt (retrying) or a dead letter."""
+    return {
+        "error": message,
+        "exc_type": exc_type,
+        "traceback": traceback,
+        "reason": reason,
+        "worker": worker,
+        "attempts": task.attempt,
+        "name": task.name,
+        "fingerprint": fingerprint(exc_type, message),
+        "died_at_ms": int(time.time() * 1000),
+    }
+
+
+def failed(
+    task: FetchedTask,
+    exc: BaseException | None,
+    config: EngineConfig,
+    *,
+    message: str | None = None,
+    exc_type: str | None = None,
+    reason: str = "error",
+    retryable: bool = True,
+    worker: str = "",
+    rand: Callable[[], float] = random.random,
+) -> Outcome:
+    """Retry after backoff while attempts remain (and the error is retryable), else dead."""
+    if exc is not None:
+        exc_type = exc_type or type(exc).__name__
+        message = message or str(exc) or exc_type
+        trace = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
+    else:
+        trace = ""
+    record = error_record(
+        task,
+        exc_type=exc_type or "Error",
+        message=message or "failed",
+        traceback=trace,
+        reason=reason,
+        worker=worker,
+    )
+    if retryable and task.attempt <= task.max_retries:
+        delay = backoff_delay_s(task.attempt, config.backoff_base_s, config.backoff_cap_s, rand)
+        return Outcome("r", task, codec.dumps(record), delay_ms=max(0, int(delay * 1000)))
+    return Outcome("d", task, codec.dumps(record))

@@ -1,0 +1,186 @@
+"""Queue inspection and control: depths, peeking, one task's state, pause and resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine import codec
+from engine.broker import Broker, _s
+from engine.task import TaskInfo, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts of one queue at one moment."""
+
+    queue: str
+    levels: tuple[str, ...]
+    depth_by_level: dict[str, int]
+    scheduled: int
+    active: int
+    dead: int
+    paused: bool
+    late_rejected: int
+    dead_evicted: int
+
+    @property
+    def pending(self) -> int:
+        """Tasks waiting across all levels."""
+        return sum(self.depth_by_level.values())
+
+
+async def queue_stats(broker: Broker, queue: str) -> QueueStats:
+    """Depth per level, scheduled, active, dead, paused and the queue's counters."""
+    keys = broker.keys(queue)
+    async with broker.redis.pipeline(transaction=False) as pipe:
+        for key in keys.pending_keys:
+            pipe.llen(key)
+        pipe.zcard(keys.scheduled)
+        pipe.zcard(keys.active)
+        pipe.zcard(keys.dead)
+        pipe.exists(keys.paused)
+        pipe.hmget(keys.meta, "late", "evicted")
+        res = await pipe.execute()
+    n = len(keys.levels)
+    late, evicted = res[n + 4]
+    return QueueStats(
+        queue=queue,
+        levels=keys.levels,
+        depth_by_level={level: int(res[i]) for i, level in enumerate(keys.levels)},
+        scheduled=int(res[n]),
+        active=int(res[n + 1]),
+        dead=int(res[n + 2]),
+        paused=bool(res[n + 3]),
+        late_rejected=int(late or 0),
+        dead_evicted=int(evicted or 0),
+    )
+
+
+async def all_queue_stats(broker: Broker) -> list[QueueStats]:
+    """Stats of every known queue, sorted by name."""
+    return [await queue_stats(broker, q) for q in await broker.known_queues()]
+
+
+async def pause(broker: Broker, queue: str) -> None:
+    """Stop handing out tasks of `queue` (running ones finish; enqueues still land)."""
+    await broker.register_queues([queue])
+    await broker.redis.set(broker.keys(queue).paused, b"1")
+
+
+async def resume(broker: Broker, queue: str) -> None:
+    """Hand out tasks of `queue` again, waking idle workers."""
+    keys = broker.keys(queue)
+    async with broker.redis.pipeline(transaction=False) as pipe:
+        pipe.delete(keys.paused)
+        pipe.lpush(keys.wake, b"1")
+        pipe.ltrim(keys.wake, 0, broker.config.wake_tokens_max - 1)
+        await pipe.execute()
+
+
+async def peek(broker: Broker, queue: str, level: str, count: int = 20) -> list[TaskInfo]:
+    """The next `count` tasks of one level, in the order they will be fetched."""
+    keys = broker.keys(queue)
+    broker.level_of(queue, level)
+    # Fetch pops from the right, so the next tasks out are the list's tail.
+    ids = [_s(x) for x in reversed(await broker.redis.lrange(keys.pending[level], -count, -1))]
+    if not ids:
+        return []
+    async with broker.redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(keys.tasks, ids)
+        pipe.hmget(keys.ea, ids)
+        pipe.hmget(keys.att, ids)
+        payloads, eas, atts = await pipe.execute()
+    out = []
+    for task_id, payload, ea, att in zip(ids, payloads, eas, atts, strict=True):
+        if payload is None:
+            continue
+        out.append(_info_from_payload(task_id, queue, TaskState.PENDING, payload, ea, att))
+    return out
+
+
+def _info_from_payload(
+    task_id: str, queue: str, state: TaskState, payload: bytes, ea: Any, att: Any, **extra: Any
+) -> TaskInfo:
+    try:
+        doc = codec.decode_payload(payload)
+    except codec.PayloadDecodeError as exc:
+        doc = {"n": "?", "a": [], "k": {}, "r": 0, "l": ""}
+        extra.setdefault("error", str(exc))
+    return TaskInfo(
+        id=task_id,
+        queue=queue,
+        state=state,
+        name=doc["n"],
+        priority=doc.get("l", ""),
+        args=doc.get("a", []),
+        kwargs=doc.get("k", {}),
+        attempts=int(att or 0),
+        max_retries=int(doc.get("r", 0)),
+        enqueued_at_ms=int(ea) if ea is not None else None,
+        **extra,
+    )
+
+
+async def task_status(broker: Broker, task_id: str, queue: str | None = None) -> TaskInfo | None:
+    """One task's state and record, looking in `queue` or in every known queue."""
+    queues = [queue] if queue else await broker.known_queues()
+    if not queues:
+        return None
+    async with broker.redis.pipeline(transaction=False) as pipe:
+        for q in queues:
+            keys = broker.keys(q)
+            pipe.hget(keys.tasks, task_id)
+            pipe.hget(keys.ea, task_id)
+            pipe.hget(keys.att, task_id)
+            pipe.zscore(keys.active, task_id)
+            pipe.zscore(keys.scheduled, task_id)
+            pipe.zscore(keys.dead, task_id)
+            pipe.hget(keys.dead_info, task_id)
+            pipe.hget(keys.lasterr, task_id)
+            pipe.get(keys.result(task_id))
+            pipe.pttl(keys.result(task_id))
+        res = await pipe.execute()
+    for i, q in enumerate(queues):
+        payload, ea, att, active, sched, dead, dead_info, lasterr, result, ttl = res[i * 10 : i * 10 + 10]
+        if result is not None:
+            doc = codec.loads(result)
+            return TaskInfo(
+                id=task_id,
+                queue=q,
+                state=TaskState.SUCCEEDED,
+                name=doc.get("name", ""),
+                attempts=int(doc.get("attempts", 0)),
+                result=doc.get("result"),
+                enqueued_at_ms=doc.get("enqueued_at_ms"),
+                finished_at_ms=doc.get("finished_at_ms"),
+                result_ttl_ms=int(ttl) if ttl and ttl > 0 else None,
+            )
+        if payload is None:
+            continue
+        extra: dict[str, Any] = {}
+        if dead is not None:
+            state = TaskState.DEAD
+            record = codec.loads(dead_info) if dead_info else {}
+            extra = {
+                "error": record.get("error"),
+                "exc_type": record.get("exc_type"),
+                "traceback": record.get("traceback"),
+                "reason": record.get("reason"),
+                "died_at_ms": int(dead),
+            }
+        elif active is not None:
+            state = TaskState.ACTIVE
+            extra = {"lease_deadline_ms": int(active)}
+        elif sched is not None:
+            state = TaskState.FAILED if lasterr else TaskState.SCHEDULED
+            extra = {"due_at_ms": int(sched)}
+        else:
+            state = TaskState.PENDING
+        if lasterr and state is not TaskState.DEAD:
+            record = codec.loads(lasterr)
+            extra.update(error=record.get("error"), exc_type=record.get("exc_type"))
+            if record.get("traceback"):
+                extra["traceback"] = record.get("traceback")
+        return _info_from_payload(task_id, q, state, payload, ea, att, **extra)
+    return None

@@ -1,0 +1,195 @@
+"""Task declarations (`@task`), the registry workers look handlers up in, and task records."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TaskState(StrEnum):
+    """Where a task is in its life."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"  # delayed, not yet due
+    ACTIVE = "active"  # running under a lease
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the last attempt failed; a retry is scheduled
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDef:
+    """A registered handler and its defaults."""
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    timeout_s: float | None
+    max_retries: int | None
+    queue: str
+    priority: str
+    wants_context: bool
+
+
+class TaskRegistry:
+    """Maps task names to handlers. Workers take one; `@task` fills the default one."""
+
+    def __init__(self) -> None:
+        self._defs: dict[str, TaskDef] = {}
+
+    def register(self, definition: TaskDef) -> None:
+        """Add a handler; re-registering the same name replaces it (module reloads)."""
+        self._defs[definition.name] = definition
+
+    def get(self, name: str) -> TaskDef | None:
+        """The handler registered under `name`, if any."""
+        return self._defs.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._defs
+
+    def __iter__(self) -> Iterator[TaskDef]:
+        return iter(list(self._defs.values()))
+
+    def names(self) -> list[str]:
+        """Registered task names, sorted."""
+        return sorted(self._defs)
+
+
+default_registry = TaskRegistry()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What a handler may learn about the run it is in (declare a `ctx` keyword to get it)."""
+
+    id: str
+    queue: str
+    name: str
+    attempt: int
+    max_retries: int
+
+
+def task(
+    name: str | None = None,
+    *,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    queue: str = "default",
+    priority: str = "default",
+    registry: TaskRegistry | None = None,
+) -> Callable[[F], F]:
+    """Declare a handler. Works on async and plain functions; returns the function unchanged.
+
+    A handler that declares a keyword parameter named `ctx` receives a `TaskContext`.
+    """
+
+    def decorate(fn: F) -> F:
+        params = inspect.signature(fn).parameters
+        definition = TaskDef(
+            name=name or f"{fn.__module__}.{fn.__qualname__}",
+            fn=fn,
+            is_async=asyncio.iscoroutinefunction(fn),
+            timeout_s=timeout,
+            max_retries=max_retries,
+            queue=queue,
+            priority=priority,
+            wants_context="ctx" in params,
+        )
+        (registry or default_registry).register(definition)
+        fn.__spool_task__ = definition  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    """What a producer asks for. `delay_s` and `eta_s` (epoch seconds) are exclusive."""
+
+    name: str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    queue: str = "default"
+    priority: str = "default"
+    max_retries: int | None = None
+    timeout_s: float | None = None
+    delay_s: float | None = None
+    eta_s: float | None = None
+    id: str | None = None
+    received_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedTask:
+    """A task handed to a worker under a lease. `decode_error` is set for corrupt payloads."""
+
+    id: str
+    queue: str
+    name: str
+    level: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    max_retries: int
+    timeout_s: float | None
+    enqueued_at_ms: int
+    fetched_at_ms: int
+    token: str
+    received_at_ms: int | None = None
+    decode_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """Everything known about one task, for `Client.status`, the HTTP API and the console."""
+
+    id: str
+    queue: str
+    state: TaskState
+    name: str = ""
+    priority: str = ""
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    max_retries: int = 0
+    result: Any = None
+    error: str | None = None
+    exc_type: str | None = None
+    traceback: str | None = None
+    reason: str | None = None
+    enqueued_at_ms: int | None = None
+    lease_deadline_ms: int | None = None
+    due_at_ms: int | None = None
+    died_at_ms: int | None = None
+    finished_at_ms: int | None = None
+    result_ttl_ms: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (state as its string), omitting empty optional fields."""
+        out: dict[str, Any] = {"id": self.id, "queue": self.queue, "state": str(self.state)}
+        for key in (
+            "name", "priority", "args", "kwargs", "attempts", "max_retries", "result", "error",
+            "exc_type", "traceback", "reason", "enqueued_at_ms", "lease_deadline_ms",
+            "due_at_ms", "died_at_ms", "finished_at_ms", "result_ttl_ms",
+        ):
+            value = getattr(self, key)
+            if value is not None and value != "":
+                out[key] = value
+        return out
+
+
+class TaskDeadError(RuntimeError):
+    """Raised by `Client.result` for a task that ended in the dead-letter queue."""
+
+    def __init__(self, info: TaskInfo) -> None:
+        self.info = info
+        super().__init__(
+            f"task {info.id} ({info.name}) is dead after {info.attempts} attempt(s): {info.error}"
+        )
