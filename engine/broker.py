@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -10,11 +11,17 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from engine import codec
-from engine.config import EngineConfig, validate_name
+from engine.config import EngineConfig
 from engine.keys import GlobalKeys, QueueKeys
 from engine.outcomes import Outcome
 from engine.scripts import Scripts
 from engine.task import FetchedTask, TaskSpec
+
+# Ids and names travel inside newline-separated script arguments and lease tokens ("rand|worker"),
+# so whitespace, '|' and quotes are kept out of them.
+# Used with fullmatch: `$` would also accept a trailing newline, which splits a packed argument.
+_TASK_ID_RE = re.compile(r"[^\s|]{1,200}")
+_TASK_NAME_RE = re.compile(r'[^\s"\\]{1,200}')
 
 
 def new_task_id() -> str:
@@ -95,15 +102,15 @@ class Broker:
 
     # -- enqueue -----------------------------------------------------------------------------
     def _encode_spec(self, spec: TaskSpec) -> tuple[str, str, int, bytes]:
-        validate_name("queue", spec.queue)
-        level = self.level_of(spec.queue, spec.priority)
-        if not isinstance(spec.name, str) or not spec.name or '"' in spec.name:
-            raise ValueError(f"invalid task name {spec.name!r}")
-        task_id = spec.id if spec.id is not None else new_task_id()
-        if not isinstance(task_id, str) or not task_id or len(task_id) > 200 or any(
-            c.isspace() for c in task_id
-        ):
-            raise ValueError(f"invalid task id {task_id!r}")
+        level = self.level_of(spec.queue, spec.priority)  # validates the queue name too
+        name = spec.name
+        if not isinstance(name, str) or not _TASK_NAME_RE.fullmatch(name):
+            raise ValueError(f"invalid task name {name!r}: 1-200 printable characters, no quotes")
+        task_id = spec.id
+        if task_id is None:
+            task_id = new_task_id()
+        elif not isinstance(task_id, str) or not _TASK_ID_RE.fullmatch(task_id):
+            raise ValueError(f"invalid task id {task_id!r}: 1-200 characters, no whitespace or '|'")
         max_retries = self.config.max_retries if spec.max_retries is None else spec.max_retries
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -138,7 +145,7 @@ class Broker:
             extra: list[str] = []
             for i in indexes:
                 task_id, level, delay_ms, payload = encoded[i]
-                argv += [task_id, level, delay_ms, payload]
+                argv.append(b"%s\n%d\n%s\n%s" % (level.encode(), delay_ms, task_id.encode(), payload))
                 extra.append(keys.result(task_id))
             await self.scripts.run("enqueue", keys, argv, extra)
         return [e[0] for e in encoded]
@@ -181,8 +188,9 @@ class Broker:
         ]
         extra: list[str] = []
         for o in outcomes:
-            argv += [o.kind, o.task.id, o.task.token, o.delay_ms, o.data]
-            extra.append(keys.result(o.task.id))
+            t = o.task
+            argv.append(b"%s%s\n%s\n%d\n%s" % (o.kind.encode(), t.id.encode(), t.token.encode(), o.delay_ms, o.data))
+            extra.append(keys.result(t.id))
         flags = await self.scripts.run("settle", keys, argv, extra)
         return [bool(f) for f in flags]
 
@@ -197,6 +205,15 @@ class Broker:
             argv += [task_id, token]
         flags = await self.scripts.run("extend", self.keys(queue), argv)
         return [bool(f) for f in flags]
+
+    async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
+        """Give back unfinished tasks (shutdown): next out of their level, attempt not counted."""
+        if not leases:
+            return 0
+        argv: list[object] = [self.config.wake_tokens_max]
+        for task_id, token in leases:
+            argv += [task_id, token]
+        return int(await self.scripts.run("release", self.keys(queue), argv))
 
     async def reap(self, queue: str, limit: int = 1000) -> ReapResult:
         """Return expired leases, promote due tasks, drop orphans, enforce DLQ caps."""

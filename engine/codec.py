@@ -44,6 +44,13 @@ def encode_payload(
     The level comes first and `max_retries` is `"r"`: the Lua scripts read both with a pattern
     rather than decoding the whole document.
     """
+    if isinstance(args, str | bytes | bytearray) or isinstance(args, Mapping):
+        # list("a.png") would silently become five one-letter arguments.
+        raise TypeError(
+            f"args of task {name!r} must be a list or tuple, not {type(args).__name__}"
+        )
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs of task {name!r} must be a mapping, not {type(kwargs).__name__}")
     doc: dict[str, Any] = {"l": level, "n": name, "r": int(max_retries), "t": timeout_s}
     if received_at_ms is not None:
         doc["ra"] = received_at_ms

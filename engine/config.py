@@ -10,12 +10,13 @@ DEFAULT_LEVELS: tuple[str, ...] = ("high", "default", "low")
 
 # Queue and level names become part of Redis keys and of the `{Q}` hash tag, so a brace or a
 # space would break the slot rule; a conservative alphabet keeps keys greppable too.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 
 def validate_name(kind: str, name: str) -> str:
     """Return `name` if it may be used as a queue or level name, else raise `ValueError`."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    # fullmatch, not match with `$`: `$` also matches before a trailing newline.
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ValueError(
             f"invalid {kind} name {name!r}: use 1-128 of letters, digits, '_', '-', '.', ':'"
             " (no braces or whitespace)"

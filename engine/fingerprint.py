@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b")
-_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]{8,}\b")
+# A bare hex run must mix digits and letters: an all-digit run is a number (and must fold like
+# one, whatever its length), an all-letter run is most likely a word.
+_HEX = re.compile(
+    r"\b0x[0-9a-fA-F]+\b"
+    r"|\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]{8,}\b"
+)
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 
 

@@ -7,6 +7,9 @@ import time
 import traceback as tb_module
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from engine import codec
 from engine.config import EngineConfig
@@ -37,17 +40,18 @@ def backoff_delay_s(
     return ceiling * (0.5 + rand() / 2)
 
 
-def succeeded(task: FetchedTask, value_json: bytes, started_at_ms: int, finished_at_ms: int) -> Outcome:
-    """A success; `value_json` is the already-encoded return value."""
-    record = (
-        b'{"state":"succeeded","name":' + codec.dumps(task.name)
-        + b',"attempts":' + str(task.attempt).encode()
-        + b',"enqueued_at_ms":' + str(task.enqueued_at_ms).encode()
-        + b',"fetched_at_ms":' + str(task.fetched_at_ms).encode()
-        + b',"started_at_ms":' + str(started_at_ms).encode()
-        + b',"finished_at_ms":' + str(finished_at_ms).encode()
-        + b',"result":' + value_json + b"}"
-    )
+def succeeded(task: FetchedTask, value: Any, started_at_ms: int, finished_at_ms: int) -> Outcome:
+    """A success. Raises `TypeError` (naming the type) if JSON cannot carry `value`."""
+    try:
+        record = orjson.dumps({
+            "state": "succeeded", "name": task.name, "attempts": task.attempt,
+            "enqueued_at_ms": task.enqueued_at_ms, "fetched_at_ms": task.fetched_at_ms,
+            "started_at_ms": started_at_ms, "finished_at_ms": finished_at_ms, "result": value,
+        })
+    except TypeError as exc:
+        raise TypeError(
+            f"the handler returned a {type(value).__name__}, which JSON cannot carry: {exc}"
+        ) from None
     return Outcome("s", task, record)
 
 

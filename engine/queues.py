@@ -82,6 +82,8 @@ async def peek(broker: Broker, queue: str, level: str, count: int = 20) -> list[
     """The next `count` tasks of one level, in the order they will be fetched."""
     keys = broker.keys(queue)
     broker.level_of(queue, level)
+    if count <= 0:
+        return []  # LRANGE -0 -1 would be the whole list
     # Fetch pops from the right, so the next tasks out are the list's tail.
     ids = [_s(x) for x in reversed(await broker.redis.lrange(keys.pending[level], -count, -1))]
     if not ids:

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from engine.keys import QueueKeys
 
-SCRIPT_NAMES = ("enqueue", "fetch", "settle", "extend", "reap", "requeue", "delete_dead", "repair")
+SCRIPT_NAMES = ("enqueue", "fetch", "settle", "extend", "reap", "requeue", "delete_dead", "repair", "release")
 
 
 def _source(name: str) -> str:

@@ -1,15 +1,15 @@
--- enqueue(batch): ARGV = levels, wake_cap, then per task: id, level, delay_ms, payload.
+-- enqueue(batch): ARGV = levels, wake_cap, then one item per task: "level\ndelay_ms\nid\npayload"
+-- (one argument per task keeps the client's command packing cheap; JSON has no raw newline).
 -- KEYS extra: one result key per task (an id whose result still exists is the same task).
 -- Returns one flag per task: 1 stored, 0 already known (idempotent by id).
 local now = now_ms()
 local wake_cap = tonumber(ARGV[2])
 local out = {}
 local pushed = 0
-local n = (#ARGV - 2) / 4
-for i = 0, n - 1 do
-  local base = 3 + i * 4
-  local id, level, delay, payload = ARGV[base], ARGV[base + 1], tonumber(ARGV[base + 2]), ARGV[base + 3]
-  if redis.call('HEXISTS', k.tasks, id) == 1 or redis.call('EXISTS', KEYS[FIRST_EXTRA_KEY + i]) == 1 then
+for i = 3, #ARGV do
+  local level, delay, id, payload = string.match(ARGV[i], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  delay = tonumber(delay)
+  if redis.call('HEXISTS', k.tasks, id) == 1 or redis.call('EXISTS', KEYS[FIRST_EXTRA_KEY + i - 3]) == 1 then
     out[#out + 1] = 0
   else
     redis.call('HSET', k.tasks, id, payload)

@@ -1,7 +1,8 @@
 -- settle(batch): the outcome of finished attempts, guarded by their lease tokens.
--- ARGV = levels, result_ttl_ms, dead_max, dead_max_age_ms, then per item:
---   kind ("s" succeeded | "r" retry | "d" dead), id, token, delay_ms, data
--- data: result JSON for "s", last-error JSON for "r", dead record JSON for "d".
+-- ARGV = levels, result_ttl_ms, dead_max, dead_max_age_ms, then one argument per item:
+--   kind .. id .. "\n" .. token .. "\n" .. delay_ms .. "\n" .. data
+-- kind: "s" succeeded | "r" retry | "d" dead; data: result JSON for "s", last-error JSON for
+-- "r", dead record JSON for "d" (JSON never holds a raw newline).
 -- KEYS extra: one result key per item. Returns one flag per item: 1 applied, 0 rejected (stale).
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
@@ -11,10 +12,9 @@ local out = {}
 local done = {}
 local late = 0
 local buried = false
-local n = (#ARGV - 4) / 5
-for i = 0, n - 1 do
-  local base = 5 + i * 5
-  local kind, id, token, delay, data = ARGV[base], ARGV[base + 1], ARGV[base + 2], tonumber(ARGV[base + 3]), ARGV[base + 4]
+for i = 0, #ARGV - 5 do
+  local kind, id, token, delay, data = string.match(ARGV[5 + i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  delay = tonumber(delay)
   -- A lease token that is not the current one means the lease was reclaimed: the late
   -- worker must not overwrite the new owner's outcome.
   if redis.call('HGET', k.lease, id) ~= token or not redis.call('ZSCORE', k.active, id) then

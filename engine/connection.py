@@ -1,0 +1,313 @@
+"""Opening Redis connections: bounded pools, retries with backoff, masked URLs, server checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = [
+    "RedisUnavailable",
+    "check_server",
+    "mask_url",
+    "open_redis",
+    "wait_for_redis",
+]
+
+logger = logging.getLogger(__name__)
+
+_MASK = "***"
+
+# "Once per process per URL" is process state by definition, hence module level. The lock
+# makes check-and-add atomic for callers on other threads (e.g. a benchmark runner).
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis did not answer within the allowed time; names the (masked) URL and last error."""
+
+    def __init__(self, url: str, last_error: BaseException | None) -> None:
+        # Masking is idempotent, so a caller that already masked loses nothing.
+        self.url = mask_url(url)
+        self.last_error = last_error
+        detail = f"{type(last_error).__name__}: {last_error}" if last_error else "no attempt made"
+        super().__init__(f"Redis at {self.url} is unavailable ({detail})")
+
+
+def mask_url(url: str) -> str:
+    """Return `url` with any password replaced by `***`; safe to log.
+
+    Handles `user:pass@` and `:pass@` userinfo (a bare `secret@` is masked too, since people
+    put passwords there) and a `password=` query parameter, for redis://, rediss:// and
+    unix:// URLs. Never raises: it is used while reporting errors.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        # Not a URL at all (e.g. a bare host): there is no userinfo to find, but a
+        # password= parameter may still be in there.
+        return _mask_query(url)
+    # The authority ends at the query; a '/' in an unencoded password would otherwise cut
+    # it short, so take the last '@' before the query rather than before the first '/'.
+    head, qsep, query = rest.partition("?")
+    if "@" in head:
+        userinfo, _, location = head.rpartition("@")
+        if ":" in userinfo:
+            user = userinfo.partition(":")[0]
+            userinfo = f"{user}:{_MASK}"
+        else:
+            userinfo = _MASK
+        head = f"{userinfo}@{location}"
+    return f"{scheme}://{head}{qsep}{_mask_query(query) if qsep else ''}"
+
+
+def _mask_query(query: str) -> str:
+    parts = []
+    for item in query.split("&"):
+        key, eq, _value = item.partition("=")
+        if eq and key.strip().lower().endswith("password"):
+            item = f"{key}={_MASK}"
+        parts.append(item)
+    return "&".join(parts)
+
+
+def _build_client(
+    url: str,
+    *,
+    max_connections: int,
+    pool_timeout_s: float,
+    retries: int,
+    socket_timeout_s: float | None,
+    connect_timeout_s: float,
+    decode_responses: bool,
+    health_check_interval_s: float,
+    backoff: AbstractBackoff | None,
+) -> Redis:
+    """Create the client and its pool without touching the network."""
+    retry = Retry(
+        backoff if backoff is not None else ExponentialWithJitterBackoff(cap=1.0, base=0.05),
+        retries,
+        supported_errors=(RedisConnectionError, RedisTimeoutError),
+    )
+    # A blocking pool bounds the connections a process opens: under load callers wait up to
+    # pool_timeout_s for a free connection instead of opening hundreds of them. For rediss://
+    # the pool keeps redis-py's default of verifying the server certificate.
+    tcp_only: dict[str, Any] = {}
+    if not url.lower().startswith("unix:"):
+        # Keepalive notices a peer that vanished without a FIN (a NAT or a failover dropping
+        # the connection); unix socket connections do not take the option.
+        tcp_only["socket_keepalive"] = True
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=pool_timeout_s,
+        retry=retry,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=connect_timeout_s,
+        health_check_interval=health_check_interval_s,
+        decode_responses=decode_responses,
+        **tcp_only,
+    )
+    # from_pool hands the pool to the client, so aclose() closes both.
+    return Redis.from_pool(pool)
+
+
+async def open_redis(
+    url: str,
+    *,
+    max_connections: int = 10,
+    pool_timeout_s: float = 4.0,
+    retries: int = 3,
+    socket_timeout_s: float | None = None,
+    connect_timeout_s: float = 5.0,
+    decode_responses: bool = False,
+    health_check_interval_s: float = 15.0,
+    backoff: AbstractBackoff | None = None,
+) -> Redis:
+    """Open a pooled async client for `url` (redis://, rediss://, unix://) and PING it.
+
+    Commands and (re)connects are retried `retries` times on connection errors and timeouts,
+    with exponential backoff and jitter (`backoff` overrides it, e.g. for tests). `socket_timeout_s`
+    None means no read timeout, which blocking commands (BLPOP) need; connects always time out.
+    Raises redis' `ConnectionError`/`TimeoutError` if the server does not answer.
+    """
+    client = _build_client(
+        url,
+        max_connections=max_connections,
+        pool_timeout_s=pool_timeout_s,
+        retries=retries,
+        socket_timeout_s=socket_timeout_s,
+        connect_timeout_s=connect_timeout_s,
+        decode_responses=decode_responses,
+        health_check_interval_s=health_check_interval_s,
+        backoff=backoff,
+    )
+    try:
+        await client.ping()
+    except BaseException:
+        await client.aclose()
+        raise
+    return client
+
+
+async def wait_for_redis(
+    url: str,
+    deadline_s: float = 30.0,
+    log: logging.Logger = logger,
+    **open_kwargs: Any,
+) -> Redis:
+    """Open `url` with `open_redis`, retrying with exponential backoff (capped at 2 s).
+
+    Gives up after `deadline_s` with `RedisUnavailable`. Wrong credentials are not retried:
+    waiting does not fix them. Extra keyword arguments go to `open_redis`.
+    """
+    masked = mask_url(url)
+    started = time.monotonic()
+    deadline = started + deadline_s
+    last_error: BaseException | None = None
+    attempt = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RedisUnavailable(masked, last_error)
+        try:
+            async with asyncio.timeout(remaining):
+                client = await open_redis(url, **open_kwargs)
+        except (AuthenticationError, AuthorizationError, ResponseError) as exc:
+            # NOAUTH / WRONGPASS / NOPERM: the server is up and said no.
+            raise RedisUnavailable(masked, exc) from exc
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            last_error = exc
+        else:
+            if attempt:
+                log.info("Redis at %s is up after %.1fs", masked, time.monotonic() - started)
+            return client
+        attempt += 1
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RedisUnavailable(masked, last_error) from last_error
+        # Full jitter keeps many processes restarted together from hammering the server in step.
+        delay_s = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random() / 2)
+        delay_s = min(delay_s, remaining)
+        log.warning(
+            "Redis at %s not reachable (%s); retrying in %.2fs",
+            masked,
+            _scrub(str(last_error), url),
+            delay_s,
+        )
+        await asyncio.sleep(delay_s)
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove the URL's password from an error message, in case a library echoed it."""
+    masked = mask_url(url)
+    if masked == url:
+        return text
+    text = text.replace(url, masked)
+    for secret in _secrets_in(url):
+        if len(secret) >= 3:
+            text = text.replace(secret, _MASK)
+    return text
+
+
+def _secrets_in(url: str) -> list[str]:
+    secrets: list[str] = []
+    _, sep, rest = url.partition("://")
+    head, _, query = rest.partition("?")
+    if sep and "@" in head:
+        userinfo = head.rpartition("@")[0]
+        secrets.append(userinfo.partition(":")[2] if ":" in userinfo else userinfo)
+    for item in query.split("&"):
+        key, eq, value = item.partition("=")
+        if eq and key.strip().lower().endswith("password"):
+            secrets.append(value)
+    return [s for s in secrets if s]
+
+
+async def check_server(redis: Redis, url: str | None = None) -> list[str]:
+    """Return warnings about server settings that can lose tasks; log each once per URL.
+
+    Warns when `maxmemory-policy` is not `noeviction` (Redis would evict queue keys under
+    memory pressure) or when persistence is off (no AOF, no RDB save points). Managed servers
+    often refuse CONFIG; then INFO is used, and persistence is only reported when INFO shows
+    it for certain.
+    """
+    where = mask_url(url) if url else _describe(redis.connection_pool.connection_kwargs)
+    warnings: list[str] = []
+    policy, aof_on, save_points = await _read_settings(redis)
+    if policy is not None and policy != "noeviction":
+        warnings.append(
+            f"maxmemory-policy is {policy!r} on {where}: under memory pressure the server "
+            "evicts keys, which loses tasks; set it to 'noeviction'"
+        )
+    # save_points is None when unknown (CONFIG refused): no warning rather than a false alarm.
+    if aof_on is False and save_points is not None and not save_points:
+        warnings.append(
+            f"persistence is off on {where} (appendonly no, no save points): a server "
+            "restart loses every queued task; set appendonly yes"
+        )
+    for message in warnings:
+        with _warned_lock:
+            first = (where, message) not in _warned
+            _warned.add((where, message))
+        if first:
+            logger.warning("%s", message)
+    return warnings
+
+
+async def _read_settings(redis: Redis) -> tuple[str | None, bool | None, str | None]:
+    """(maxmemory-policy, AOF on, save points); None for what the server would not tell."""
+    try:
+        policy = _config_value(await redis.config_get("maxmemory-policy"), "maxmemory-policy")
+        appendonly = _config_value(await redis.config_get("appendonly"), "appendonly")
+        save = _config_value(await redis.config_get("save"), "save")
+    except ResponseError as exc:
+        logger.debug("CONFIG GET refused (%s); falling back to INFO", exc)
+    else:
+        aof = None if appendonly is None else appendonly.lower() == "yes"
+        return policy, aof, None if save is None else save.strip()
+    try:
+        memory = await redis.info("memory")
+        persistence = await redis.info("persistence")
+    except ResponseError as exc:
+        logger.debug("INFO refused too (%s); cannot check server settings", exc)
+        return None, None, None
+    raw_policy = memory.get("maxmemory_policy")
+    raw_aof = persistence.get("aof_enabled")
+    policy = _text(raw_policy) if raw_policy is not None else None
+    aof = None if raw_aof is None else str(_text(raw_aof)) == "1"
+    return policy, aof, None
+
+
+def _config_value(reply: Mapping[Any, Any], name: str) -> str | None:
+    for key, value in reply.items():
+        if _text(key) == name:
+            return _text(value)
+    return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _describe(kwargs: Mapping[str, Any]) -> str:
+    """A password-free address for log lines when the caller did not pass the URL."""
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}"
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"

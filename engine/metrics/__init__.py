@@ -1,0 +1,51 @@
+"""Spool metrics: log histograms, time windows, the recorder, snapshots, publishing, Prometheus.
+
+Pure Python + orjson; nothing here imports a UI toolkit or awaits on the recording path.
+"""
+
+from __future__ import annotations
+
+from .histogram import LogHistogram
+from .prometheus import render_prometheus
+from .publisher import SnapshotPublisher, fetch_fleet_snapshot, stats_key, stats_pattern
+from .recorder import ALL_STAGES, EVENTS, INGRESS, STAGES, WINDOWS_S, MetricsRecorder
+from .snapshot import (
+    BreakdownStats,
+    CounterStats,
+    LatencyPoint,
+    LatencySummary,
+    MetricsSnapshot,
+    QueueDepth,
+    StageStats,
+    decode_snapshot,
+    encode_snapshot,
+    merge_snapshots,
+)
+from .window import CounterRing, HistogramWindow
+
+__all__ = [
+    "ALL_STAGES",
+    "EVENTS",
+    "INGRESS",
+    "STAGES",
+    "WINDOWS_S",
+    "BreakdownStats",
+    "CounterRing",
+    "CounterStats",
+    "HistogramWindow",
+    "LatencyPoint",
+    "LatencySummary",
+    "LogHistogram",
+    "MetricsRecorder",
+    "MetricsSnapshot",
+    "QueueDepth",
+    "SnapshotPublisher",
+    "StageStats",
+    "decode_snapshot",
+    "encode_snapshot",
+    "fetch_fleet_snapshot",
+    "merge_snapshots",
+    "render_prometheus",
+    "stats_key",
+    "stats_pattern",
+]

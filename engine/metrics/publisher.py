@@ -1,0 +1,130 @@
+"""Publish this process's metrics snapshot to Redis every second; read the fleet's back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from .recorder import MetricsRecorder
+from .snapshot import MetricsSnapshot, decode_snapshot, encode_snapshot, merge_snapshots
+
+__all__ = ["SnapshotPublisher", "fetch_fleet_snapshot", "stats_key", "stats_pattern"]
+
+log = logging.getLogger(__name__)
+
+_GLOB_SPECIAL = "\\*?[]"
+
+
+def stats_key(prefix: str, worker_id: str) -> str:
+    """Key holding ``worker_id``'s latest snapshot (a string with a TTL)."""
+    return f"{prefix}:stats:{worker_id}"
+
+
+def stats_pattern(prefix: str) -> str:
+    """SCAN pattern matching every stats key under ``prefix`` (glob characters escaped)."""
+    escaped = "".join("\\" + c if c in _GLOB_SPECIAL else c for c in prefix)
+    return f"{escaped}:stats:*"
+
+
+class SnapshotPublisher:
+    """An asyncio task that SETs the recorder's encoded snapshot with a TTL every interval.
+
+    The TTL (a few intervals) makes a dead process's stats vanish on their own. Redis errors
+    never stop the loop: the first one of a run of failures is logged, every one is kept in
+    ``last_error`` until a publish succeeds again.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        prefix: str,
+        worker_id: str,
+        recorder: MetricsRecorder,
+        interval_s: float = 1.0,
+        ttl_s: float = 5.0,
+    ) -> None:
+        """``redis`` is a ``redis.asyncio.Redis``-compatible client."""
+        self.redis = redis
+        self.prefix = prefix
+        self.worker_id = worker_id
+        self.recorder = recorder
+        self.interval_s = interval_s
+        self.ttl_s = ttl_s
+        self.key = stats_key(prefix, worker_id)
+        self.last_error: BaseException | None = None
+        self.published = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish_once(self) -> MetricsSnapshot:
+        """Take a snapshot and SET it with PX ttl; return the snapshot. Raises Redis errors."""
+        snap = self.recorder.snapshot()
+        await self.redis.set(self.key, encode_snapshot(snap), px=max(1, int(self.ttl_s * 1000)))
+        self.published += 1
+        return snap
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.publish_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.last_error is None:
+                    log.warning(
+                        "metrics publish to %s failed (will keep trying): %r", self.key, exc
+                    )
+                self.last_error = exc
+            else:
+                if self.last_error is not None:
+                    log.info("metrics publish to %s recovered", self.key)
+                self.last_error = None
+            await asyncio.sleep(self.interval_s)
+
+    def start(self) -> None:
+        """Start publishing in the background (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"spool-metrics-publisher:{self.worker_id}"
+            )
+
+    @property
+    def running(self) -> bool:
+        """Whether the background task is alive."""
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        """Cancel the background task and wait for it to end."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def fetch_fleet_snapshot(
+    redis: Any, prefix: str, *, scan_count: int = 200
+) -> MetricsSnapshot | None:
+    """SCAN every process's stats key, MGET and merge them; None when no process published.
+
+    Keys that expire between SCAN and MGET, or hold something undecodable, are skipped.
+    """
+    keys: list[Any] = []
+    async for key in redis.scan_iter(match=stats_pattern(prefix), count=scan_count):
+        keys.append(key)
+    if not keys:
+        return None
+    snaps: list[MetricsSnapshot] = []
+    for j in range(0, len(keys), 500):  # bounded MGETs: one huge reply would stall the server
+        for raw in await redis.mget(keys[j : j + 500]):
+            if raw is None:
+                continue
+            try:
+                snaps.append(decode_snapshot(raw))
+            except (ValueError, KeyError, TypeError):
+                log.debug("skipping an undecodable stats key under %s", prefix)
+    if not snaps:
+        return None
+    return merge_snapshots(snaps)

@@ -1,0 +1,241 @@
+"""Sliding time windows: rings of per-second histograms and per-second counters."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from .histogram import LogHistogram
+
+__all__ = ["DEFAULT_HORIZON_S", "CounterRing", "HistogramWindow"]
+
+#: How many one-second slots a ring keeps: enough for the longest window (300 s).
+DEFAULT_HORIZON_S = 300
+_NEVER = -(1 << 62)  # "no second yet" marker for ring slots
+
+
+class HistogramWindow:
+    """A ring of one-second :class:`LogHistogram` slots with running window sums.
+
+    Seconds are integer seconds of the caller's (monotonic) clock; the caller passes them in,
+    so the window never reads a clock and tests drive time by passing numbers.
+
+    Reading is incremental: for each window length in ``windows_s`` a running histogram holds
+    the *closed* seconds (older than the one being read at); advancing a second adds the
+    newest closed slot and subtracts the one leaving, so a read costs a few merges instead of
+    re-merging 300 slots. Anything that would invalidate the running sums (a sample for an
+    already-closed second, a slot reused before it was closed, time going backwards) marks
+    the window dirty and the next read rebuilds from the slots.
+    """
+
+    __slots__ = ("_closed", "_dirty", "_older", "_run", "_seconds", "_slots", "_upto", "horizon_s")
+
+    def __init__(
+        self, horizon_s: int = DEFAULT_HORIZON_S, windows_s: Iterable[int] = (10, 60, 300)
+    ):
+        self.horizon_s = horizon_s
+        self._slots: list[LogHistogram | None] = [None] * horizon_s
+        self._seconds: list[int] = [_NEVER] * horizon_s
+        self._older = LogHistogram()  # evicted slots: only read by a rebuild
+        self._run = {w: LogHistogram() for w in sorted(set(windows_s)) if 0 < w <= horizon_s}
+        self._closed = LogHistogram()  # every second <= _upto, since start
+        self._upto: int | None = None
+        self._dirty = True
+
+    def slot(self, second: int) -> LogHistogram:
+        """The histogram collecting values for ``second`` (rolling the ring as needed).
+
+        A second already pushed out of the ring gets the "older" histogram, so late samples
+        still count since start even though no window shows them.
+        """
+        i = second % self.horizon_s
+        held = self._seconds[i]
+        h = self._slots[i]
+        if held == second and h is not None:
+            if self._upto is not None and second <= self._upto:
+                self._dirty = True  # a late sample for a second the running sums closed
+            return h
+        if held > second:
+            self._dirty = True
+            return self._older  # a straggler older than the ring
+        if h is None:
+            h = self._slots[i] = LogHistogram()
+        elif h.count:
+            if self._upto is None or held >= self._upto - self.horizon_s + 2:
+                self._dirty = True  # still inside a running window (or never closed)
+            self._older.merge(h)
+            h.reset()
+        self._seconds[i] = second
+        if self._upto is not None and second <= self._upto:
+            self._dirty = True
+        return h
+
+    def record(self, value_us: float, second: int) -> None:
+        """Record ``value_us`` (µs) as seen during ``second``."""
+        self.slot(second).record(value_us)
+
+    def _held(self, second: int) -> LogHistogram | None:
+        i = second % self.horizon_s
+        h = self._slots[i]
+        return h if h is not None and h.count and self._seconds[i] == second else None
+
+    def _rebuild(self, upto: int) -> None:
+        self._closed = self._older.copy()
+        for w in self._run:
+            self._run[w] = LogHistogram()
+        for sec, h in zip(self._seconds, self._slots, strict=True):
+            if h is None or not h.count or sec > upto:
+                continue
+            self._closed.merge(h)
+            for w, run in self._run.items():
+                if sec > upto - w + 1:
+                    run.merge(h)
+        self._upto = upto
+        self._dirty = False
+
+    def _advance(self, upto: int) -> None:
+        """Close every second up to ``upto`` into the running sums."""
+        if (
+            self._dirty
+            or self._upto is None
+            or upto < self._upto
+            or upto - self._upto > self.horizon_s
+        ):
+            self._rebuild(upto)
+            return
+        held = self._held
+        for sec in range(self._upto + 1, upto + 1):
+            h = held(sec)
+            if h is not None:
+                self._closed.merge(h)
+            for w, run in self._run.items():
+                if h is not None:
+                    run.merge(h)
+                # Each running sum holds w - 1 closed seconds; the open second makes w.
+                gone = held(sec - w + 1)
+                if gone is not None:
+                    run.subtract(gone)
+        self._upto = upto
+
+    def windows(self, now_s: int, windows_s: Iterable[int]) -> dict[int, LogHistogram]:
+        """Merged histograms for each window length ending at ``now_s``; 0 means since start.
+
+        Returns fresh histograms the caller may keep or modify.
+        """
+        wanted = set(windows_s)
+        self._advance(now_s - 1)
+        # Seconds not yet closed (normally just now_s) and exact min/max per window: running
+        # sums cannot un-merge an extreme, so take them from the slots.
+        open_slots: list[LogHistogram] = []
+        ext: dict[int, list[float]] = {w: [0.0, math.inf] for w in wanted if w > 0}
+        for sec, h in zip(self._seconds, self._slots, strict=True):
+            if h is None or not h.count:
+                continue
+            if sec >= now_s:
+                open_slots.append(h)
+            for w, mm in ext.items():
+                if sec > now_s - w:
+                    if h.max_us > mm[0]:
+                        mm[0] = h.max_us
+                    if h.min_us < mm[1]:
+                        mm[1] = h.min_us
+        out: dict[int, LogHistogram] = {}
+        for w in wanted:
+            run = self._closed if w == 0 else self._run.get(w)
+            if run is None:  # not a running window: merge its slots directly
+                acc = LogHistogram()
+                for sec, h in zip(self._seconds, self._slots, strict=True):
+                    if h is not None and h.count and now_s - w < sec < now_s:
+                        acc.merge(h)
+            else:
+                acc = run.copy()
+            for h in open_slots:
+                acc.merge(h)
+            if w in ext and acc.count:
+                acc.max_us, acc.min_us = ext[w]
+            out[w] = acc
+        return out
+
+    def merged(self, window_s: int, now_s: int) -> LogHistogram:
+        """One merged histogram for the last ``window_s`` seconds (0 = since start)."""
+        return self.windows(now_s, (window_s,))[window_s]
+
+    def steps(
+        self, now_s: int, span_s: int, step_s: int, offset_s: int = 0
+    ) -> list[tuple[int, LogHistogram]]:
+        """Histograms per ``step_s``-second step over the last ``span_s`` seconds.
+
+        ``offset_s`` shifts slot seconds onto another timeline (monotonic -> wall clock) before
+        steps are aligned to multiples of ``step_s``, so series from different processes line
+        up. Each pair is (first second of the step, merged histogram); empty steps omitted.
+        """
+        buckets: dict[int, LogHistogram] = {}
+        edge = now_s - span_s
+        for sec, h in zip(self._seconds, self._slots, strict=True):
+            if h is None or not h.count or sec <= edge:
+                continue
+            shifted = sec + offset_s
+            start = shifted - shifted % step_s
+            acc = buckets.get(start)
+            if acc is None:
+                acc = buckets[start] = LogHistogram()
+            acc.merge(h)
+        return sorted(buckets.items())
+
+
+class _Ring:
+    """One counter's ring: value and owning second per slot."""
+
+    __slots__ = ("seconds", "values")
+
+    def __init__(self, horizon_s: int) -> None:
+        self.values = [0] * horizon_s
+        self.seconds = [_NEVER] * horizon_s
+
+
+class CounterRing:
+    """Per-second counts for named counters over the last ``horizon_s`` seconds, plus totals."""
+
+    __slots__ = ("_rings", "horizon_s", "totals")
+
+    def __init__(self, horizon_s: int = DEFAULT_HORIZON_S) -> None:
+        self.horizon_s = horizon_s
+        self._rings: dict[str, _Ring] = {}
+        self.totals: dict[str, int] = {}
+
+    def add(self, name: str, n: int, second: int) -> None:
+        """Add ``n`` to counter ``name`` during ``second``."""
+        ring = self._rings.get(name)
+        if ring is None:
+            ring = self._rings[name] = _Ring(self.horizon_s)
+        self.totals[name] = self.totals.get(name, 0) + n
+        i = second % self.horizon_s
+        held = ring.seconds[i]
+        if held == second:
+            ring.values[i] += n
+        elif held < second:
+            ring.seconds[i] = second
+            ring.values[i] = n
+        # else: older than the ring; it is in the total but in no per-second point.
+
+    def names(self) -> list[str]:
+        """Counter names seen so far."""
+        return list(self.totals)
+
+    def series(self, name: str, now_s: int, span_s: int | None = None) -> list[tuple[int, int]]:
+        """(second, count) per second of the last ``span_s`` ending at ``now_s``, zeros kept."""
+        span = self.horizon_s if span_s is None else min(span_s, self.horizon_s)
+        ring = self._rings.get(name)
+        out: list[tuple[int, int]] = []
+        for sec in range(now_s - span + 1, now_s + 1):
+            v = 0
+            if ring is not None:
+                i = sec % self.horizon_s
+                if ring.seconds[i] == sec:
+                    v = ring.values[i]
+            out.append((sec, v))
+        return out
+
+    def window_total(self, name: str, now_s: int, window_s: int) -> int:
+        """Sum of ``name`` over the last ``window_s`` seconds."""
+        return sum(v for _, v in self.series(name, now_s, window_s))

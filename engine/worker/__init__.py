@@ -1,0 +1,1 @@
+"""The worker runtime: the in-process pool, its auto-scaler, heartbeats and maintenance."""

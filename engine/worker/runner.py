@@ -1,0 +1,161 @@
+"""Headless worker process (`spool-console --no-ui`): connect, run the pool, drain on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.broker import Broker
+from engine.config import EngineConfig
+from engine.connection import RedisUnavailable, check_server, mask_url, wait_for_redis
+from engine.worker.pool import PoolSettings, WorkerPool
+
+log = logging.getLogger("spool.runner")
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    """Everything a headless run needs, already resolved from flags and environment."""
+
+    redis_url: str | None
+    config: EngineConfig = field(default_factory=EngineConfig)
+    pool: PoolSettings = field(default_factory=PoolSettings)
+    task_modules: tuple[str, ...] = ()
+    status_interval_s: float = 5.0
+    connect_deadline_s: float = 30.0
+    http_host: str | None = None
+    http_port: int | None = None
+    api_token: str | None = None
+    demo: bool = False
+
+
+def import_task_modules(modules: tuple[str, ...]) -> None:
+    """Import the modules that declare `@task` handlers; a failure names the module."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # `--tasks myapp.tasks` from the project directory
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise SystemExit(f"spool: cannot import task module {name!r}: {exc}") from exc
+
+
+def status_line(pool: WorkerPool, per_s: float) -> str:
+    """The one-line status printed every few seconds."""
+    snap = pool.recorder.snapshot()
+    e2e = snap.stage("end_to_end", 10)
+    by_key = {(d.queue, d.level): d.depth for d in snap.depths}
+    depth = " · ".join(
+        f"{queue} "
+        + " ".join(
+            f"{level} {by_key.get((queue, level), 0)}" for level in pool.broker.keys(queue).levels
+        )
+        for queue in pool.settings.queues
+    )
+    p = pool.snapshot()
+    redis = "" if p.redis_ok else f" · REDIS DOWN ({p.redis_error})"
+    latency = f"p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms" if e2e.count else "p50 - p99 -"
+    return (
+        f"spool: {per_s:,.0f}/s · in flight {p.in_flight}/{p.concurrency} · {latency} · "
+        f"done {p.succeeded:,} failed {p.failed:,} dead {p.dead:,} · depth {depth or '-'}{redis}"
+    )
+
+
+async def _status_loop(pool: WorkerPool, interval_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    last_n, last_t = pool.counts["processed"], loop.time()
+    while True:
+        await asyncio.sleep(interval_s)
+        now, n = loop.time(), pool.counts["processed"]
+        print(
+            status_line(pool, (n - last_n) / max(1e-9, now - last_t)), file=sys.stderr, flush=True
+        )
+        last_n, last_t = n, now
+
+
+def install_signal_handlers(on_first: Callable[[], None]) -> None:
+    """First SIGTERM/SIGINT: graceful drain. Second: exit at once (leases bring tasks back)."""
+    loop = asyncio.get_running_loop()
+    seen = {"n": 0}
+
+    def handle(signame: str) -> None:
+        seen["n"] += 1
+        if seen["n"] == 1:
+            log.info("%s received: draining (send it again to exit at once)", signame)
+            on_first()
+        else:
+            log.warning(
+                "%s received again: exiting now; leases will return unfinished tasks", signame
+            )
+            os._exit(130)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handle, sig.name)
+
+
+async def run_headless(
+    opts: RunnerOptions, extra: Callable[[WorkerPool], Awaitable[Any]] | None = None
+) -> int:
+    """Run the worker pool until a signal arrives; return the process exit code."""
+    import_task_modules(opts.task_modules)
+    server = None
+    url = opts.redis_url
+    if url is None:
+        from engine.embedded import EmbeddedServer, default_state_dir
+
+        server = EmbeddedServer(data_dir=default_state_dir())
+        await asyncio.to_thread(server.start)
+        url = server.url
+        log.info("started embedded server at %s (data in %s)", url, default_state_dir())
+    try:
+        try:
+            redis = await wait_for_redis(url, deadline_s=opts.connect_deadline_s)
+        except RedisUnavailable as exc:
+            print(f"spool: {exc}", file=sys.stderr)
+            return 1
+        await check_server(redis, url)
+        broker = Broker(redis, opts.config)
+        pool = WorkerPool(broker, opts.pool)
+        stop = asyncio.Event()
+        install_signal_handlers(stop.set)
+        await pool.start()
+        log.info("worker %s connected to %s", pool.worker_id, mask_url(url))
+        side: list[asyncio.Task[Any]] = [
+            asyncio.create_task(_status_loop(pool, opts.status_interval_s))
+        ]
+        http_runner = None
+        if opts.http_port is not None:
+            from engine.http.server import start_http
+
+            http_runner = await start_http(
+                broker,
+                opts.http_host or "127.0.0.1",
+                opts.http_port,
+                token=opts.api_token,
+                pool=pool,
+            )
+        if opts.demo:
+            from engine.demo import run_demo_load
+
+            side.append(asyncio.create_task(run_demo_load(broker, opts.pool.queues[0])))
+        if extra is not None:
+            side.append(asyncio.create_task(extra(pool)))
+        await stop.wait()
+        for task in side:
+            task.cancel()
+        await asyncio.gather(*side, return_exceptions=True)
+        if http_runner is not None:
+            await http_runner.cleanup()
+        await pool.stop()
+        await redis.aclose()
+        return 0
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)

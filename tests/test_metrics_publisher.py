@@ -1,0 +1,68 @@
+"""SnapshotPublisher and fetch_fleet_snapshot against a real server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.metrics import (
+    MetricsRecorder,
+    SnapshotPublisher,
+    decode_snapshot,
+    fetch_fleet_snapshot,
+    stats_key,
+    stats_pattern,
+)
+
+
+def test_key_helpers() -> None:
+    assert stats_key("spool", "w1") == "spool:stats:w1"
+    assert stats_pattern("spool") == "spool:stats:*"
+    assert stats_pattern("a*b") == "a\\*b:stats:*"
+
+
+@pytest.mark.asyncio
+async def test_publish_and_fetch_fleet(redis: Any, prefix: str) -> None:
+    assert await fetch_fleet_snapshot(redis, prefix) is None
+    pubs = []
+    for worker, n in (("w1", 3), ("w2", 5)):
+        rec = MetricsRecorder(worker)
+        for _ in range(n):
+            rec.record_task("q", "l", "t", 1.0, 1.1, 1.2, 1.3, 1.4)
+        rec.set_depth("q", "l", n)
+        pubs.append(SnapshotPublisher(redis, prefix, worker, rec, interval_s=1.0, ttl_s=5.0))
+    for pub in pubs:
+        await pub.publish_once()
+    key = stats_key(prefix, "w1")
+    assert 0 < await redis.pttl(key) <= 5000
+    assert decode_snapshot(await redis.get(key)).worker_id == "w1"
+    fleet = await fetch_fleet_snapshot(redis, prefix)
+    assert fleet is not None
+    assert fleet.processes == 2
+    assert fleet.counter("succeeded") == 8
+    assert fleet.stage("end_to_end", 0).count == 8
+
+
+class _BrokenRedis:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def set(self, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        raise ConnectionError("down")
+
+
+@pytest.mark.asyncio
+async def test_publisher_survives_redis_errors() -> None:
+    broken = _BrokenRedis()
+    pub = SnapshotPublisher(broken, "p", "w", MetricsRecorder(), interval_s=0.0)
+    pub.start()
+    try:
+        while broken.calls < 3:  # interval 0: the loop yields to us between attempts
+            await __import__("asyncio").sleep(0)
+        assert pub.running
+        assert isinstance(pub.last_error, ConnectionError)
+    finally:
+        await pub.stop()
+    assert not pub.running
