@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from engine import codec
 from engine.config import EngineConfig
@@ -59,6 +59,7 @@ class Broker:
 
     def __init__(self, redis: Redis, config: EngineConfig | None = None) -> None:
         self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)
         self.config = config or EngineConfig()
         self.globals = GlobalKeys(self.config.prefix)
         self.scripts = Scripts(redis)
@@ -147,7 +148,12 @@ class Broker:
                 task_id, level, delay_ms, payload = encoded[i]
                 argv.append(b"%s\n%d\n%s\n%s" % (level.encode(), delay_ms, task_id.encode(), payload))
                 extra.append(keys.result(task_id))
-            await self.scripts.run("enqueue", keys, argv, extra)
+            flags = await self.scripts.run("enqueue", keys, argv, extra)
+            if flags and flags[-1]:
+                # The server forgot this queue (restart without AOF, FLUSHDB): register again,
+                # or status lookups, queue lists and dead-letter views would miss it.
+                self._registered.discard(queue)
+                await self.register_queues([queue])
         return [e[0] for e in encoded]
 
     # -- fetch -------------------------------------------------------------------------------
@@ -173,6 +179,13 @@ class Broker:
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
         """Block until a wake token arrives on any of `queues` (True) or the timeout (False)."""
         wake_keys = [self.keys(q).wake for q in queues]
+        if self.cluster and len(wake_keys) > 1:
+            # One BLPOP may not span Cluster slots: take turns, each with a slice of the wait.
+            share = max(timeout_s / len(wake_keys), 0.01)
+            for key in wake_keys:
+                if await self.redis.blpop([key], timeout=share) is not None:
+                    return True
+            return False
         got = await self.redis.blpop(wake_keys, timeout=max(timeout_s, 0.001))
         return got is not None
 
@@ -236,7 +249,8 @@ class Broker:
             placed.update(_s(x) for x in await self.redis.zrange(zkey, 0, -1))
         candidates = [
             _s(task_id)
-            async for task_id in self.redis.hscan_iter(keys.tasks, count=scan_batch, no_values=True)
+            # Not NOVALUES: HSCAN only has it from Redis 7.4 / Valkey 8, and 7.0 must work.
+            async for task_id, _payload in self.redis.hscan_iter(keys.tasks, count=scan_batch)
             if _s(task_id) not in placed
         ]
         fixed = 0

@@ -118,7 +118,10 @@ async def fetch_fleet_snapshot(
         return None
     snaps: list[MetricsSnapshot] = []
     for j in range(0, len(keys), 500):  # bounded MGETs: one huge reply would stall the server
-        for raw in await redis.mget(keys[j : j + 500]):
+        chunk = keys[j : j + 500]
+        # Stats keys of different processes live in different Cluster slots.
+        mget = getattr(redis, "mget_nonatomic", None) or redis.mget
+        for raw in await mget(chunk):
             if raw is None:
                 continue
             try:
