@@ -80,7 +80,8 @@ class Broker:
         keys = self.keys(queue)
         if priority not in keys.pending:
             raise ValueError(
-                f"unknown priority {priority!r} for queue {queue!r}; levels: {', '.join(keys.levels)}"
+                f"unknown priority {priority!r} for queue {queue!r}; "
+                f"levels: {', '.join(keys.levels)}"
             )
         return priority
 
@@ -146,7 +147,9 @@ class Broker:
             extra: list[str] = []
             for i in indexes:
                 task_id, level, delay_ms, payload = encoded[i]
-                argv.append(b"%s\n%d\n%s\n%s" % (level.encode(), delay_ms, task_id.encode(), payload))
+                argv.append(
+                    b"%s\n%d\n%s\n%s" % (level.encode(), delay_ms, task_id.encode(), payload)
+                )
                 extra.append(keys.result(task_id))
             flags = await self.scripts.run("enqueue", keys, argv, extra)
             if flags and flags[-1]:
@@ -173,7 +176,11 @@ class Broker:
         next_due = int(raw[1])
         tasks: list[FetchedTask] = []
         for i in range(2, len(raw), 4):
-            tasks.append(_decode_fetched(queue, raw[i], raw[i + 1], int(raw[i + 2]), int(raw[i + 3]), now_ms, token))
+            tasks.append(
+                _decode_fetched(
+                    queue, raw[i], raw[i + 1], int(raw[i + 2]), int(raw[i + 3]), now_ms, token
+                )
+            )
         return FetchResult(now_ms, None if next_due < 0 else next_due, tasks)
 
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
@@ -197,12 +204,17 @@ class Broker:
         keys = self.keys(queue)
         cfg = self.config
         argv: list[object] = [
-            int(cfg.result_ttl_s * 1000), cfg.dead_max, int(cfg.dead_max_age_s * 1000)
+            int(cfg.result_ttl_s * 1000),
+            cfg.dead_max,
+            int(cfg.dead_max_age_s * 1000),
         ]
         extra: list[str] = []
         for o in outcomes:
             t = o.task
-            argv.append(b"%s%s\n%s\n%d\n%s" % (o.kind.encode(), t.id.encode(), t.token.encode(), o.delay_ms, o.data))
+            argv.append(
+                b"%s%s\n%s\n%d\n%s"
+                % (o.kind.encode(), t.id.encode(), t.token.encode(), o.delay_ms, o.data)
+            )
             extra.append(keys.result(t.id))
         flags = await self.scripts.run("settle", keys, argv, extra)
         return [bool(f) for f in flags]
@@ -234,8 +246,14 @@ class Broker:
         raw = await self.scripts.run(
             "reap",
             self.keys(queue),
-            [limit, cfg.crash_limit, cfg.dead_max, int(cfg.dead_max_age_s * 1000),
-             cfg.promote_batch, cfg.wake_tokens_max],
+            [
+                limit,
+                cfg.crash_limit,
+                cfg.dead_max,
+                int(cfg.dead_max_age_s * 1000),
+                cfg.promote_batch,
+                cfg.wake_tokens_max,
+            ],
         )
         return ReapResult(*(int(x) for x in raw))
 
@@ -264,16 +282,32 @@ class Broker:
 
 
 def _decode_fetched(
-    queue: str, task_id: bytes, payload: bytes, attempt: int, enqueued_at_ms: int, now_ms: int, token: str
+    queue: str,
+    task_id: bytes,
+    payload: bytes,
+    attempt: int,
+    enqueued_at_ms: int,
+    now_ms: int,
+    token: str,
 ) -> FetchedTask:
     tid = _s(task_id)
     try:
         doc = codec.decode_payload(payload)
     except codec.PayloadDecodeError as exc:
         return FetchedTask(
-            id=tid, queue=queue, name="?", level="", args=[], kwargs={}, attempt=attempt,
-            max_retries=0, timeout_s=None, enqueued_at_ms=enqueued_at_ms, fetched_at_ms=now_ms,
-            token=token, decode_error=str(exc),
+            id=tid,
+            queue=queue,
+            name="?",
+            level="",
+            args=[],
+            kwargs={},
+            attempt=attempt,
+            max_retries=0,
+            timeout_s=None,
+            enqueued_at_ms=enqueued_at_ms,
+            fetched_at_ms=now_ms,
+            token=token,
+            decode_error=str(exc),
         )
     return FetchedTask(
         id=tid,

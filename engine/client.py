@@ -76,7 +76,10 @@ class Client:
         return await self.connect()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -108,8 +111,16 @@ class Client:
     ) -> str:
         """Enqueue one task; returns its id. `delay` in seconds; `eta` as epoch seconds."""
         spec = TaskSpec(
-            name=name, args=args, kwargs=kwargs or {}, queue=queue, priority=priority,
-            max_retries=max_retries, timeout_s=timeout, delay_s=delay, eta_s=eta, id=id,
+            name=name,
+            args=args,
+            kwargs=kwargs or {},
+            queue=queue,
+            priority=priority,
+            max_retries=max_retries,
+            timeout_s=timeout,
+            delay_s=delay,
+            eta_s=eta,
+            id=id,
         )
         return (await self.broker.enqueue([spec]))[0]
 
@@ -166,9 +177,19 @@ class Client:
 
 
 _SPEC_FIELDS = {
-    "name": "name", "args": "args", "kwargs": "kwargs", "queue": "queue", "priority": "priority",
-    "max_retries": "max_retries", "timeout": "timeout_s", "timeout_s": "timeout_s",
-    "delay": "delay_s", "delay_s": "delay_s", "eta": "eta_s", "eta_s": "eta_s", "id": "id",
+    "name": "name",
+    "args": "args",
+    "kwargs": "kwargs",
+    "queue": "queue",
+    "priority": "priority",
+    "max_retries": "max_retries",
+    "timeout": "timeout_s",
+    "timeout_s": "timeout_s",
+    "delay": "delay_s",
+    "delay_s": "delay_s",
+    "eta": "eta_s",
+    "eta_s": "eta_s",
+    "id": "id",
     "received_at_ms": "received_at_ms",
 }
 

@@ -12,11 +12,38 @@ class PayloadDecodeError(ValueError):
     """A stored payload could not be decoded (corrupt, or written by something else)."""
 
 
+# orjson would quietly turn datetimes into strings and dataclasses into objects, so the value a
+# handler receives would not be the value enqueued: refuse them like any other non-JSON type.
+STRICT_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def strict_dumps(value: Any) -> bytes:
+    """orjson.dumps that also refuses NaN and infinities (orjson writes them as null)."""
+    out = orjson.dumps(value, option=STRICT_OPTIONS)
+    # Only walk the value when the output could hide one: NaN and inf both come out as null.
+    if b"null" in out and has_nonfinite(value):
+        raise TypeError("NaN and infinite floats cannot be encoded as JSON")
+    return out
+
+
+def has_nonfinite(value: Any) -> bool:
+    """True if a NaN or an infinity hides anywhere in `value` (lists, tuples, dict values)."""
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(has_nonfinite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_nonfinite(v) for v in value)
+    return False
+
+
 def _check_json(value: Any, where: str) -> None:
     try:
-        orjson.dumps(value)
+        strict_dumps(value)
     except TypeError as exc:
-        raise TypeError(f"{where} cannot be encoded as JSON ({type(value).__name__}): {exc}") from None
+        raise TypeError(
+            f"{where} cannot be encoded as JSON ({type(value).__name__}): {exc}"
+        ) from None
 
 
 def _explain(task_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
@@ -44,11 +71,9 @@ def encode_payload(
     The level comes first and `max_retries` is `"r"`: the Lua scripts read both with a pattern
     rather than decoding the whole document.
     """
-    if isinstance(args, str | bytes | bytearray) or isinstance(args, Mapping):
+    if isinstance(args, str | bytes | bytearray | Mapping):
         # list("a.png") would silently become five one-letter arguments.
-        raise TypeError(
-            f"args of task {name!r} must be a list or tuple, not {type(args).__name__}"
-        )
+        raise TypeError(f"args of task {name!r} must be a list or tuple, not {type(args).__name__}")
     if not isinstance(kwargs, Mapping):
         raise TypeError(f"kwargs of task {name!r} must be a mapping, not {type(kwargs).__name__}")
     doc: dict[str, Any] = {"l": level, "n": name, "r": int(max_retries), "t": timeout_s}
@@ -57,7 +82,7 @@ def encode_payload(
     doc["a"] = list(args)
     doc["k"] = dict(kwargs)
     try:
-        return orjson.dumps(doc)
+        return strict_dumps(doc)
     except TypeError:
         _explain(name, args, kwargs)
         raise
@@ -89,7 +114,7 @@ def loads(raw: bytes | str) -> Any:
 def encode_result(value: Any) -> bytes:
     """Encode a handler's return value; raise `TypeError` with a clear message if impossible."""
     try:
-        return orjson.dumps(value)
+        return strict_dumps(value)
     except TypeError as exc:
         raise TypeError(
             f"the handler returned a {type(value).__name__}, which JSON cannot carry: {exc}"

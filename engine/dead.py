@@ -32,10 +32,17 @@ class DeadFilter:
 
     def describe(self) -> str:
         """A short human description, for confirmations."""
-        parts = [f"{name}={value!r}" for name, value in (
-            ("queue", self.queue), ("task", self.task), ("error", self.error),
-            ("text", self.text), ("group", self.fingerprint),
-        ) if value]
+        parts = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("queue", self.queue),
+                ("task", self.task),
+                ("error", self.error),
+                ("text", self.text),
+                ("group", self.fingerprint),
+            )
+            if value
+        ]
         return ", ".join(parts) or "everything"
 
 
@@ -195,7 +202,7 @@ async def list_dead(
     if len(candidates) <= limit:
         return DeadPage([c[3] for c in taken], None)
     next_ranks = dict(ranks)
-    for _, queue, rank, _item_ in taken:
+    for _, queue, rank, _ in taken:
         next_ranks[queue] = max(next_ranks.get(queue, 0), rank + 1)
     return DeadPage([c[3] for c in taken], _encode_cursor(next_ranks))
 
@@ -287,8 +294,12 @@ async def dead_groups(broker: Broker, flt: DeadFilter | None = None) -> list[Dea
             g = groups.get(item.fingerprint)
             if g is None:
                 g = groups[item.fingerprint] = {
-                    "count": 0, "first": item.died_at_ms, "last": item.died_at_ms,
-                    "sample": item.error_line, "tasks": set(), "queues": set(),
+                    "count": 0,
+                    "first": item.died_at_ms,
+                    "last": item.died_at_ms,
+                    "sample": item.error_line,
+                    "tasks": set(),
+                    "queues": set(),
                 }
             g["count"] += 1
             g["first"] = min(g["first"], item.died_at_ms)
@@ -296,8 +307,15 @@ async def dead_groups(broker: Broker, flt: DeadFilter | None = None) -> list[Dea
             g["tasks"].add(item.name)
             g["queues"].add(queue)
     out = [
-        DeadGroup(fp, g["count"], g["first"], g["last"], g["sample"],
-                  tuple(sorted(g["tasks"])), tuple(sorted(g["queues"])))
+        DeadGroup(
+            fp,
+            g["count"],
+            g["first"],
+            g["last"],
+            g["sample"],
+            tuple(sorted(g["tasks"])),
+            tuple(sorted(g["queues"])),
+        )
         for fp, g in groups.items()
     ]
     out.sort(key=lambda g: (-g.count, -g.last_seen_ms))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_UUID = re.compile(r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b")
+_UUID = re.compile(
+    r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b"
+)
 # A bare hex run must mix digits and letters: an all-digit run is a number (and must fold like
 # one, whatever its length), an all-letter run is most likely a word.
 _HEX = re.compile(
@@ -26,4 +28,3 @@ def fold_message(message: str) -> str:
 def fingerprint(exc_type: str, message: str) -> str:
     """A stable group key: exception type plus the folded message."""
     return f"{exc_type}: {fold_message(message)}"
-

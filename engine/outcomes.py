@@ -43,11 +43,22 @@ def backoff_delay_s(
 def succeeded(task: FetchedTask, value: Any, started_at_ms: int, finished_at_ms: int) -> Outcome:
     """A success. Raises `TypeError` (naming the type) if JSON cannot carry `value`."""
     try:
-        record = orjson.dumps({
-            "state": "succeeded", "name": task.name, "attempts": task.attempt,
-            "enqueued_at_ms": task.enqueued_at_ms, "fetched_at_ms": task.fetched_at_ms,
-            "started_at_ms": started_at_ms, "finished_at_ms": finished_at_ms, "result": value,
-        })
+        record = orjson.dumps(
+            {
+                "state": "succeeded",
+                "name": task.name,
+                "attempts": task.attempt,
+                "enqueued_at_ms": task.enqueued_at_ms,
+                "fetched_at_ms": task.fetched_at_ms,
+                "started_at_ms": started_at_ms,
+                "finished_at_ms": finished_at_ms,
+                "result": value,
+            },
+            option=codec.STRICT_OPTIONS,
+        )
+        # orjson writes NaN and inf as null; only a result that is not None can hide one.
+        if value is not None and b"null" in record and codec.has_nonfinite(value):
+            raise TypeError("NaN and infinite floats cannot be encoded as JSON")
     except TypeError as exc:
         raise TypeError(
             f"the handler returned a {type(value).__name__}, which JSON cannot carry: {exc}"

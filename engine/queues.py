@@ -144,7 +144,9 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
             pipe.pttl(keys.result(task_id))
         res = await pipe.execute()
     for i, q in enumerate(queues):
-        payload, ea, att, active, sched, dead, dead_info, lasterr, result, ttl = res[i * 10 : i * 10 + 10]
+        payload, ea, att, active, sched, dead, dead_info, lasterr, result, ttl = res[
+            i * 10 : i * 10 + 10
+        ]
         if result is not None:
             doc = codec.loads(result)
             return TaskInfo(

@@ -9,7 +9,17 @@ from redis.asyncio import Redis
 
 from engine.keys import QueueKeys
 
-SCRIPT_NAMES = ("enqueue", "fetch", "settle", "extend", "reap", "requeue", "delete_dead", "repair", "release")
+SCRIPT_NAMES = (
+    "enqueue",
+    "fetch",
+    "settle",
+    "extend",
+    "reap",
+    "requeue",
+    "delete_dead",
+    "repair",
+    "release",
+)
 
 
 def _source(name: str) -> str:
@@ -21,8 +31,19 @@ def _source(name: str) -> str:
 def queue_keys_argv(keys: QueueKeys) -> tuple[list[str], str]:
     """The fixed KEYS prefix every script expects, and ARGV[1] (the level names)."""
     fixed = [
-        keys.tasks, keys.att, keys.crash, keys.lease, keys.ea, keys.lasterr, keys.active,
-        keys.scheduled, keys.dead, keys.dead_info, keys.meta, keys.paused, keys.wake,
+        keys.tasks,
+        keys.att,
+        keys.crash,
+        keys.lease,
+        keys.ea,
+        keys.lasterr,
+        keys.active,
+        keys.scheduled,
+        keys.dead,
+        keys.dead_info,
+        keys.meta,
+        keys.paused,
+        keys.wake,
     ]
     return fixed + keys.pending_keys, ",".join(keys.levels)
 
@@ -38,6 +59,4 @@ class Scripts:
     ) -> Any:
         """Run script `name` for one queue; `argv` follows ARGV[1] (the levels)."""
         fixed, levels = queue_keys_argv(keys)
-        return await self._scripts[name](
-            keys=fixed + (extra_keys or []), args=[levels, *argv]
-        )
+        return await self._scripts[name](keys=fixed + (extra_keys or []), args=[levels, *argv])

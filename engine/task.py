@@ -178,9 +178,23 @@ class TaskInfo:
         """A JSON-ready dict (state as its string), omitting empty optional fields."""
         out: dict[str, Any] = {"id": self.id, "queue": self.queue, "state": str(self.state)}
         for key in (
-            "name", "priority", "args", "kwargs", "attempts", "max_retries", "result", "error",
-            "exc_type", "traceback", "reason", "enqueued_at_ms", "lease_deadline_ms",
-            "due_at_ms", "died_at_ms", "finished_at_ms", "result_ttl_ms",
+            "name",
+            "priority",
+            "args",
+            "kwargs",
+            "attempts",
+            "max_retries",
+            "result",
+            "error",
+            "exc_type",
+            "traceback",
+            "reason",
+            "enqueued_at_ms",
+            "lease_deadline_ms",
+            "due_at_ms",
+            "died_at_ms",
+            "finished_at_ms",
+            "result_ttl_ms",
         ):
             value = getattr(self, key)
             if value is not None and value != "":

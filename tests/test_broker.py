@@ -1,4 +1,4 @@
-"""The broker's Lua scripts against the real server: priorities, leases, retries, orphans, wake-ups."""
+"""The broker's Lua scripts on the real server: priorities, leases, retries, orphans, wake-ups."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ async def poll(fn: Callable[[], Awaitable[T]], deadline_s: float = 5.0) -> T:
         await asyncio.sleep(0.005)
 
 
-async def fetch_one(broker: Broker, worker: str = "w1", lease_s: float | None = None) -> FetchedTask:
+async def fetch_one(
+    broker: Broker, worker: str = "w1", lease_s: float | None = None
+) -> FetchedTask:
     got = (await broker.fetch(Q, 1, worker, lease_s)).tasks
     assert len(got) == 1, got
     return got[0]
@@ -145,7 +147,9 @@ async def test_enqueue_many_is_one_script_call_per_queue(
 
         async def script_calls() -> int:
             stats = await redis.info("commandstats")
-            return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+            return sum(
+                int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval")
+            )
 
         before = await script_calls()
         specs = [
@@ -178,7 +182,8 @@ async def test_enqueue_returns_ids_and_stores_payload(redis: Redis, prefix: str)
     assert len(ids[1]) == 32 and ids[1] != given
     got = {t.id: t for t in (await broker.fetch(Q, 10, "w")).tasks}
     a, b = got[given], got[ids[1]]
-    assert (a.name, a.args, a.kwargs, a.attempt, a.max_retries) == ("a", [1, "x"], {"k": [1, 2]}, 1, 3)
+    assert (a.name, a.args, a.kwargs) == ("a", [1, "x"], {"k": [1, 2]})
+    assert (a.attempt, a.max_retries) == (1, 3)
     assert (b.max_retries, b.timeout_s) == (7, 2.5)
     assert a.enqueued_at_ms <= a.fetched_at_ms
     assert await redis.sismember(broker.globals.queues, Q)
@@ -407,7 +412,8 @@ async def test_retry_due_time_follows_backoff_with_injected_rand(redis: Redis, p
     for attempt, rand in ((1, 0.0), (2, 1.0), (3, 0.5)):
         task = await fetch_one(broker)
         assert task.attempt == attempt
-        outcome = failed(task, _raise_and_catch(f"try {attempt}"), broker.config, rand=lambda r=rand: r)
+        error = _raise_and_catch(f"try {attempt}")
+        outcome = failed(task, error, broker.config, rand=lambda r=rand: r)
         expected_ms = int(backoff_delay_s(attempt, 2.0, 300, lambda r=rand: r) * 1000)
         assert outcome.kind == "r" and outcome.delay_ms == expected_ms
         lo = await server_ms(redis)
@@ -421,7 +427,8 @@ async def test_retry_due_time_follows_backoff_with_injected_rand(redis: Redis, p
         # Make it due now, so the next attempt is fetchable without waiting for the backoff.
         await redis.zadd(broker.keys(Q).scheduled, {task_id: 0})
     ceilings = [2.0, 4.0, 8.0]
-    assert [backoff_delay_s(a, 2.0, 300, lambda: 0.0) for a in (1, 2, 3)] == [c / 2 for c in ceilings]
+    low = [backoff_delay_s(a, 2.0, 300, lambda: 0.0) for a in (1, 2, 3)]
+    assert low == [c / 2 for c in ceilings]
     assert [backoff_delay_s(a, 2.0, 300, lambda: 1.0) for a in (1, 2, 3)] == ceilings
     assert backoff_delay_s(20, 2.0, 300, lambda: 1.0) == 300
 
@@ -449,7 +456,8 @@ async def test_retries_end_in_dead_letters_with_traceback(redis: Redis, prefix: 
     for _ in range(3):
         task = (await poll(lambda: _tasks(broker)))[0]
         attempts.append(task.attempt)
-        assert await broker.settle(Q, [failed(task, _raise_and_catch("disk 7 full"), broker.config)])
+        outcome = failed(task, _raise_and_catch("disk 7 full"), broker.config)
+        assert await broker.settle(Q, [outcome]) == [True]
     assert attempts == [1, 2, 3]
     info = await task_status(broker, task_id, Q)
     assert info is not None and info.state is TaskState.DEAD
@@ -550,7 +558,10 @@ async def test_repair_puts_back_payloads_in_no_list(redis: Redis, prefix: str) -
     assert await broker.repair(Q) == 1
     assert await broker.repair(Q) == 0  # idempotent
     got = (await broker.fetch(Q, 10, "w")).tasks
-    assert [(t.id, t.name, t.args) for t in got] == [("lost-id", "lost", [1]), (placed, "placed", [])]
+    assert [(t.id, t.name, t.args) for t in got] == [
+        ("lost-id", "lost", [1]),
+        (placed, "placed", []),
+    ]
 
 
 async def test_corrupt_payload_is_handed_out_with_decode_error(redis: Redis, prefix: str) -> None:

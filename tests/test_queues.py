@@ -54,7 +54,10 @@ async def test_peek_shows_fetch_order(redis: Redis, prefix: str) -> None:
     await broker.enqueue([TaskSpec(name="h", queue=Q, priority="high")])
     first = await peek(broker, Q, "default", 4)
     assert [p.id for p in first] == ids[:4]
-    assert [(p.name, p.args, p.kwargs) for p in first[:2]] == [("t0", [0], {"i": 0}), ("t1", [1], {"i": 1})]
+    assert [(p.name, p.args, p.kwargs) for p in first[:2]] == [
+        ("t0", [0], {"i": 0}),
+        ("t1", [1], {"i": 1}),
+    ]
     assert all(p.state is TaskState.PENDING and p.priority == "default" for p in first)
     assert [p.name for p in await peek(broker, Q, "high", 10)] == ["h"]
     assert await peek(broker, Q, "low", 10) == []

@@ -1,7 +1,9 @@
 -- enqueue(batch): ARGV = levels, wake_cap, then one item per task: "level\ndelay_ms\nid\npayload"
 -- (one argument per task keeps the client's command packing cheap; JSON has no raw newline).
 -- KEYS extra: one result key per task (an id whose result still exists is the same task).
--- Returns one flag per task: 1 stored, 0 already known (idempotent by id).
+-- Returns one flag per task: 1 stored, 0 already known (idempotent by id), then one more flag:
+-- 1 when the queue's meta had no `levels` (the server lost the queue's registration, e.g. a
+-- restart without persistence), so the caller must add it to the global queue set again.
 local now = now_ms()
 local wake_cap = tonumber(ARGV[2])
 local out = {}
@@ -24,4 +26,5 @@ for i = 3, #ARGV do
   end
 end
 if pushed > 0 then wake(k, wake_cap) end
+out[#out + 1] = redis.call('HSETNX', k.meta, 'levels', ARGV[1])
 return out
