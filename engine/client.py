@@ -59,6 +59,9 @@ class Client:
                 url = self._server.url
                 log.info("started embedded server at %s", url)
             self._redis = await open_redis(url, max_connections=self._max_connections)
+            from engine.connection import check_server
+
+            await check_server(self._redis, url)  # warns once about eviction / no persistence
         self._broker = Broker(self._redis, self.config)
         return self
 

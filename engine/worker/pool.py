@@ -56,6 +56,7 @@ class PoolSettings:
     scaler_tick_s: float = 1.0
     wait_p95_target_s: float = 1.0
     scale_down_after_idle_s: float = 10.0
+    scale_up_cooldown_s: float = 1.0
     watchdog_tick_s: float = 0.05
     metrics_interval_s: float = 1.0
 
@@ -94,6 +95,7 @@ class WorkerPool:
             max_concurrency=s.max_concurrency,
             wait_p95_target_s=s.wait_p95_target_s,
             down_after_idle_s=s.scale_down_after_idle_s,
+            up_cooldown_s=s.scale_up_cooldown_s,
         )
         self.scaler = AutoScaler(
             scaler_settings, initial=s.concurrency or s.min_concurrency, clock=clock
@@ -109,6 +111,7 @@ class WorkerPool:
         self._flush_wanted = asyncio.Event()
         self._settle_buf: dict[str, list[tuple[Outcome, float, float]]] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._scaler_loop: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._fetcher: asyncio.Task[None] | None = None
         self._fetch_blocking = False
@@ -117,6 +120,9 @@ class WorkerPool:
             max_workers=s.thread_pool_size, thread_name_prefix="spool-sync"
         )
         self._stuck: set[Future[Any]] = set()
+        # Redelivered tasks whose lease expired before: each runs alone (see _execute_isolated).
+        self._suspects: set[str] = set()
+        self._isolating = False
         self._deadlines: dict[int, float] = {}
         self._timed_out: set[int] = set()
         self._waits: deque[float] = deque(maxlen=2048)
@@ -156,12 +162,12 @@ class WorkerPool:
         self._resize_slots()
         loops = [
             self._renew_loop(),
-            self._scale_loop(),
             self._heartbeat_loop(),
             self._maintenance_loop(),
             self._watchdog_loop(),
         ]
         self._loops = [asyncio.create_task(c) for c in loops]
+        self._scaler_loop = asyncio.create_task(self._scale_loop())
         self._fetcher = asyncio.create_task(self._fetch_loop())
         self.publisher.start()
         self._flusher = asyncio.create_task(self._flush_loop())
@@ -174,9 +180,12 @@ class WorkerPool:
             return
         self._stopping = True
         grace = self.settings.grace_s if grace_s is None else grace_s
-        for loop_task in self._loops:
-            loop_task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        # Only the auto-scaler stops now. Lease renewal, heartbeats, the reaper and the
+        # watchdog keep running while in-flight tasks finish: a task longer than the lease
+        # must not be reclaimed (and run twice) during the grace period.
+        if self._scaler_loop is not None:
+            self._scaler_loop.cancel()
+            await asyncio.gather(self._scaler_loop, return_exceptions=True)
         await self._stop_fetcher()
         # Not yet started: give back at once, so another worker can take them now.
         waiting: list[FetchedTask] = []
@@ -194,9 +203,13 @@ class WorkerPool:
             await asyncio.gather(*slots, return_exceptions=True)
         await self._drain_settles()
         if self._flusher is not None:
-            # Safe now: no outcome is left and a flush in progress holds the lock we just took.
+            # Safe now: _drain_settles took the lock, so no flush is in progress, and no
+            # outcome is left in the buffer.
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
+        for loop_task in self._loops:
+            loop_task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
         leftovers = list(self._inflight.values())
         await self._release(leftovers)
         await self.publisher.stop()
@@ -294,7 +307,10 @@ class WorkerPool:
                 self._running_count += 1
                 self._slot_state[index] = (t.name, t.id, self._clock())
                 try:
-                    await self._execute(t, index)
+                    if t.id in self._suspects:
+                        await self._execute_isolated(t, index)
+                    else:
+                        await self._execute(t, index)
                 finally:
                     self._running_count -= 1
                     self._slot_state[index] = None
@@ -303,6 +319,51 @@ class WorkerPool:
             self._slot_state.pop(index, None)
             if self._slots.get(index) is asyncio.current_task():
                 del self._slots[index]
+
+    async def _execute_isolated(self, t: FetchedTask, index: int) -> None:
+        """Run a task whose lease expired before (its worker may have died running it) alone.
+
+        If it kills the process again, only its own lease expires: the tasks this process had
+        prefetched are given back first and finished outcomes are settled, so the reaper does
+        not charge innocent tasks with a crash (and quarantine them as `crash_loop`).
+        """
+        self._suspects.discard(t.id)
+        if self._isolating:
+            # Another suspect runs alone right now: this one waits its turn in Redis.
+            await self._release([t])
+            return
+        self._isolating = True
+        try:
+            waiting: list[FetchedTask] = []
+            while not self._local.empty():
+                waiting.append(self._local.get_nowait())
+            for w in waiting:
+                self._suspects.discard(w.id)
+            await self._release(waiting)
+            while self._running_count > 1:  # rare path: poll until the other slots are done
+                await asyncio.sleep(0.005)
+            await self._drain_settles()
+            await self._execute(t, index)
+            await self._drain_settles()
+        finally:
+            self._isolating = False
+            self._capacity.set()
+
+    async def _mark_suspects(self, queue: str, tasks: list[FetchedTask]) -> None:
+        """Note which redelivered tasks had a lease expire before (possible process killers)."""
+        again = [t for t in tasks if t.attempt > 1]
+        if not again:
+            return
+        try:
+            crashes = await self.broker.redis.hmget(
+                self.broker.keys(queue).crash, [t.id for t in again]
+            )
+        except Exception:
+            # Unknown: be careful with all of them rather than lose track of a leased batch.
+            crashes = [1] * len(again)
+        for t, c in zip(again, crashes, strict=True):
+            if c is not None and int(c) > 0:
+                self._suspects.add(t.id)
 
     async def _execute(self, t: FetchedTask, index: int) -> None:
         started = time.time()
@@ -391,7 +452,7 @@ class WorkerPool:
             self._deadlines.pop(index, None)
 
     async def _watchdog_loop(self) -> None:
-        while not self._stopping:
+        while True:  # timeouts still apply during the drain; stop() cancels this
             now = self._clock()
             for index, deadline in list(self._deadlines.items()):
                 if now >= deadline and index not in self._timed_out:
@@ -426,7 +487,9 @@ class WorkerPool:
         backoff = 0.05
         while not self._stopping:
             room = (
-                int(self.target * (1 + s.prefetch_ratio))
+                0
+                if self._isolating
+                else int(self.target * (1 + s.prefetch_ratio))
                 - self._running_count
                 - self._local.qsize()
             )
@@ -452,6 +515,8 @@ class WorkerPool:
                             if next_due_ms is None
                             else min(next_due_ms, res.next_due_ms)
                         )
+                    if res.tasks:
+                        await self._mark_suspects(queue, res.tasks)
                     for t in res.tasks:
                         self._inflight[t.id] = t
                         self._waits.append(res.now_ms - t.enqueued_at_ms)
@@ -475,6 +540,12 @@ class WorkerPool:
                         self._fetch_blocking = False
             except _REDIS_DOWN as exc:
                 self._mark_redis(ok=False, error=exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # A server error (OOM, a script error) must not end the fetcher for good: the
+                # pool would look alive and never fetch again.
+                log.exception("fetch failed; retrying in %.2f s", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -506,7 +577,12 @@ class WorkerPool:
                 await self._settle(queue, items)
 
     async def _drain_settles(self) -> None:
-        while any(self._settle_buf.values()):
+        # The flusher may have taken a batch out of the buffer and be settling it: the buffer
+        # looks empty then, so wait for the lock (the flush in progress) before deciding.
+        while True:
+            async with self._settle_lock:
+                if not any(self._settle_buf.values()):
+                    return
             await self._flush_once()
 
     async def _settle(self, queue: str, items: list[tuple[Outcome, float, float]]) -> None:
@@ -521,6 +597,12 @@ class WorkerPool:
                 # Outcomes are kept, not dropped: if Redis stays away the leases expire and the
                 # tasks run again (at least once), which is what the lease is for.
                 self._mark_redis(ok=False, error=exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except RedisError as exc:
+                # A server-side refusal (OOM under noeviction, BUSY): keep the outcomes and try
+                # again; letting it escape would end the flusher and strand every later result.
+                log.warning("settling %d outcome(s) of %s failed: %s", len(outcomes), queue, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         written = time.time()
@@ -563,7 +645,7 @@ class WorkerPool:
 
     # -- periodic duties ---------------------------------------------------------------------------
     async def _every(self, interval_s: float, fn: Callable[[], Any], what: str) -> None:
-        while not self._stopping:
+        while True:  # cancelled by stop() once the drain is over
             try:
                 await fn()
             except asyncio.CancelledError:

@@ -61,6 +61,8 @@ def status_line(pool: WorkerPool, per_s: float) -> str:
     )
     p = pool.snapshot()
     redis = "" if p.redis_ok else f" · REDIS DOWN ({p.redis_error})"
+    if p.stuck_threads:
+        redis += f" · {p.stuck_threads} stuck thread(s) past their timeout"
     latency = f"p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms" if e2e.count else "p50 - p99 -"
     return (
         f"spool: {per_s:,.0f}/s · in flight {p.in_flight}/{p.concurrency} · {latency} · "

@@ -154,6 +154,7 @@ class AutoScaler:
                 f"(no backlog, {inputs.busy_ratio:.0%} of slots busy)",
                 inputs,
             )
-        if inputs.backlog > 0:
+        if inputs.backlog > 0 or inputs.busy_ratio > s.busy_low:
+            # Not idle: the idle period (before scaling down) starts over.
             self._idle_since_s = None
         return None

@@ -1,0 +1,187 @@
+"""The auto-scaler: unit tests with an injected clock, and one pool-level run on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from engine.broker import Broker
+from engine.config import EngineConfig
+from engine.task import TaskRegistry, TaskSpec, task
+from engine.worker.pool import PoolSettings, WorkerPool
+from engine.worker.scaler import AutoScaler, ScalerInputs, ScalerSettings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, s: float) -> None:
+        self.now += s
+
+
+def scaler(initial: int | None = None, **kw: Any) -> tuple[AutoScaler, Clock]:
+    clock = Clock()
+    settings = ScalerSettings(**{"min_concurrency": 2, "max_concurrency": 30, **kw})
+    return AutoScaler(settings, initial=initial, clock=clock), clock
+
+
+def busy(backlog: int, wait: float | None, ratio: float) -> ScalerInputs:
+    return ScalerInputs(backlog=backlog, wait_p95_s=wait, busy_ratio=ratio)
+
+
+IDLE = ScalerInputs(backlog=0, wait_p95_s=None, busy_ratio=0.0)
+
+
+def test_up_on_backlog_with_slow_waits_says_why() -> None:
+    sc, _ = scaler(initial=4)
+    d = sc.tick(busy(812, 4.1, 0.5))
+    assert d is not None
+    assert d.reason == "+4: backlog 812, wait p95 4.1 s > 1 s target"
+    assert (d.old, d.new, d.delta) == (4, 8, 4)
+    assert (d.backlog, d.wait_p95_s, d.busy_ratio) == (812, 4.1, 0.5)
+    assert sc.concurrency == 8 and list(sc.decisions) == [d]
+
+
+def test_up_on_backlog_with_saturated_slots() -> None:
+    sc, _ = scaler(initial=5)
+    d = sc.tick(busy(300, 0.01, 1.0))
+    assert d is not None and d.new == 8  # +ceil(300/100), not more than the backlog needs
+    assert d.reason == "+3: backlog 300, 100% of slots busy"
+
+
+def test_no_change_when_waits_are_fine_and_slots_free() -> None:
+    sc, _ = scaler(initial=5)
+    assert sc.tick(busy(5000, 0.2, 0.6)) is None
+    assert sc.tick(busy(0, 5.0, 1.0)) is None  # slow waits but nothing waiting now
+    assert sc.concurrency == 5 and not sc.decisions
+
+
+def test_up_respects_max_and_cooldown() -> None:
+    sc, clock = scaler(initial=20, max_concurrency=30, up_cooldown_s=1.0)
+    assert sc.tick(busy(10_000, 9.0, 1.0)).new == 30  # type: ignore[union-attr]  # +min(cur, want, room)
+    clock.advance(5)
+    assert sc.tick(busy(10_000, 9.0, 1.0)) is None  # at max
+    sc2, clock2 = scaler(initial=2, up_cooldown_s=1.0)
+    assert sc2.tick(busy(10_000, 9.0, 1.0)).new == 4  # type: ignore[union-attr]
+    clock2.advance(0.5)
+    assert sc2.tick(busy(10_000, 9.0, 1.0)) is None  # cooling down
+    clock2.advance(0.5)
+    assert sc2.tick(busy(10_000, 9.0, 1.0)).new == 8  # type: ignore[union-attr]  # doubles at most
+
+
+def test_down_only_after_idle_period() -> None:
+    sc, clock = scaler(initial=16, down_after_idle_s=10.0)
+    assert sc.tick(IDLE) is None  # idle starts now
+    clock.advance(9.9)
+    assert sc.tick(IDLE) is None
+    clock.advance(0.1)
+    d = sc.tick(IDLE)
+    assert d is not None and d.new == 12  # a quarter at a time
+    assert d.reason == "-4: idle 10 s (no backlog, 0% of slots busy)"
+    assert sc.tick(IDLE) is None  # the next step waits another idle period
+    for _ in range(20):
+        clock.advance(10)
+        sc.tick(IDLE)
+    assert sc.concurrency == 2  # down to min, never below
+    assert all(d.new >= 2 for d in sc.decisions)
+
+
+def test_backlog_or_busy_slots_restart_the_idle_period() -> None:
+    sc, clock = scaler(initial=10, down_after_idle_s=10.0)
+    assert sc.tick(IDLE) is None
+    clock.advance(6)
+    assert sc.tick(busy(0, None, 0.9)) is None  # slots busy, nothing queued: not idle
+    clock.advance(6)
+    assert sc.tick(IDLE) is None  # idle again, but only since now
+    clock.advance(6)
+    assert sc.tick(busy(3, 0.0, 0.1)) is None  # a little backlog
+    clock.advance(6)
+    assert sc.tick(IDLE) is None
+    clock.advance(10)
+    assert sc.tick(IDLE) is not None
+
+
+def test_pin_and_unpin() -> None:
+    sc, clock = scaler(initial=5, min_concurrency=3, max_concurrency=10)
+    d = sc.pin(40)
+    assert sc.pinned and sc.concurrency == 40 and d.reason == "pinned at 40 by operator"
+    assert sc.tick(busy(10_000, 9.0, 1.0)) is None
+    clock.advance(100)
+    assert sc.tick(IDLE) is None and sc.concurrency == 40
+    d = sc.unpin()
+    assert not sc.pinned and d.new == 10 and d.reason == "unpinned: automatic scaling"
+    with pytest.raises(ValueError):
+        sc.pin(0)
+
+
+def test_set_bounds_clamps_unless_pinned() -> None:
+    sc, _ = scaler(initial=20)
+    d = sc.set_bounds(5, 10)
+    assert d is not None and d.new == 10 and d.reason == "bounds now 5-10"
+    assert sc.set_bounds(5, 12) is None  # still inside
+    d = sc.set_bounds(15, 20)
+    assert d is not None and d.new == 15
+    sc.pin(3)
+    assert sc.set_bounds(1, 2) is None and sc.concurrency == 3
+    with pytest.raises(ValueError):
+        sc.set_bounds(5, 4)
+    with pytest.raises(ValueError):
+        ScalerSettings(min_concurrency=0)
+
+
+def test_decision_history_is_bounded() -> None:
+    sc = AutoScaler(ScalerSettings(1, 1000, up_cooldown_s=0), initial=1, history=5)
+    for _ in range(8):
+        sc.tick(busy(10**6, 9.0, 1.0))
+    assert len(sc.decisions) == 5 and sc.decisions[-1].new == 256
+
+
+async def test_pool_scales_up_under_backlog_and_down_when_idle(redis: Redis, prefix: str) -> None:
+    reg = TaskRegistry()
+
+    @task(name="t.sleep", registry=reg)
+    async def nap() -> None:
+        await asyncio.sleep(0.01)
+
+    broker = Broker(redis, EngineConfig(prefix=prefix, lease_s=2.0, backoff_base_s=0.01))
+    settings = PoolSettings(
+        min_concurrency=1,
+        max_concurrency=16,
+        scaler_tick_s=0.05,
+        scale_up_cooldown_s=0.05,
+        scale_down_after_idle_s=0.2,
+        wait_p95_target_s=0.05,
+        idle_block_s=0.2,
+        metrics_interval_s=0.2,
+    )
+    pool = WorkerPool(broker, settings, registry=reg)
+    await broker.enqueue([TaskSpec("t.sleep") for _ in range(1500)])
+    await pool.start()
+    try:
+        deadline = time.monotonic() + 20
+        while pool.counts["succeeded"] < 1500:
+            assert time.monotonic() < deadline, pool.snapshot()
+            await asyncio.sleep(0.02)
+        peak = max(d.new for d in pool.snapshot().decisions)
+        while pool.target > 1:
+            assert time.monotonic() < deadline, pool.snapshot().decisions
+            await asyncio.sleep(0.02)
+        snap = pool.snapshot()
+    finally:
+        await pool.stop(grace_s=1)
+    ups = [d for d in snap.decisions if d.delta > 0]
+    downs = [d for d in snap.decisions if d.delta < 0]
+    assert peak >= 8 and peak <= 16
+    assert ups and all(d.reason.startswith(f"+{d.delta}: backlog ") for d in ups)
+    assert all(d.backlog > 0 for d in ups)
+    assert downs and all(d.reason.startswith(f"-{-d.delta}: idle ") for d in downs)
+    assert snap.concurrency == 1 and not snap.pinned
+    assert len(snap.slots) == 1

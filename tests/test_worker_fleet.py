@@ -1,0 +1,128 @@
+"""Fleet registry (heartbeats, stale records) and a pool riding out a Redis restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from engine import __version__
+from engine.broker import Broker
+from engine.config import EngineConfig
+from engine.connection import open_redis
+from engine.embedded import EmbeddedServer
+from engine.keys import GlobalKeys
+from engine.queues import task_status
+from engine.task import TaskRegistry, TaskSpec, TaskState
+from engine.worker import registry
+from engine.worker.pool import PoolSettings, WorkerPool
+
+
+async def wait_for(fn: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = fn()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what} (last: {value!r})")
+        await asyncio.sleep(0.01)
+
+
+def settings(**kw: Any) -> PoolSettings:
+    base: dict[str, Any] = {
+        "queues": ("alpha", "beta"),
+        "concurrency": 7,
+        "idle_block_s": 0.2,
+        "heartbeat_s": 0.1,
+        "metrics_interval_s": 0.2,
+    }
+    base.update(kw)
+    return PoolSettings(**base)
+
+
+async def test_running_pool_is_listed_then_removed_on_stop(redis: Redis, prefix: str) -> None:
+    broker = Broker(redis, EngineConfig(prefix=prefix, lease_s=1.0))
+    pool = WorkerPool(broker, settings(), registry=TaskRegistry())
+    await pool.start()
+    try:
+        workers = await wait_for(lambda: registry.list_workers(redis, prefix), what="listed")
+        (rec,) = workers
+        assert rec.id == pool.worker_id
+        assert (rec.host, rec.pid) == (socket.gethostname(), os.getpid())
+        assert rec.queues == ("alpha", "beta") and rec.concurrency == 7 and rec.pinned
+        assert rec.version == __version__ and rec.in_flight == 0
+        first_seen = rec.last_seen_s
+        # Heartbeats keep it fresh and carry the counters.
+        await broker.enqueue([TaskSpec("spool.noop", queue="beta") for _ in range(5)])
+        await wait_for(
+            lambda: _processed(redis, prefix, 5), what="processed count in the heartbeat"
+        )
+        (rec,) = await registry.list_workers(redis, prefix)
+        assert rec.last_seen_s > first_seen and rec.uptime_s >= 0
+    finally:
+        await pool.stop(grace_s=1)
+    assert await registry.list_workers(redis, prefix) == []
+    assert not await redis.exists(GlobalKeys(prefix).workers)
+
+
+async def _processed(redis: Redis, prefix: str, n: int) -> bool:
+    workers = await registry.list_workers(redis, prefix)
+    return bool(workers) and workers[0].processed == n
+
+
+async def test_stale_and_corrupt_records_disappear(redis: Redis, prefix: str) -> None:
+    keys = GlobalKeys(prefix)
+    now = time.time()
+
+    def rec(wid: str, last_seen: float) -> registry.WorkerRecord:
+        return registry.WorkerRecord(
+            id=wid, host="h", pid=1, queues=("default",), concurrency=5, in_flight=0,
+            processed=0, failed=0, started_at_s=now - 100, last_seen_s=last_seen, version="x",
+        )
+
+    await registry.heartbeat(redis, keys, rec("fresh", now - 1))
+    await registry.heartbeat(redis, keys, rec("stale", now - 60))  # e.g. SIGKILLed
+    await redis.hset(keys.workers, "corrupt", b"{not json")
+    live = await registry.list_workers(redis, prefix, stale_after_s=15, now_s=now)
+    assert [r.id for r in live] == ["fresh"]
+    assert sorted(await redis.hkeys(keys.workers)) == [b"fresh"]  # dropped from Redis too
+    # Later, the fresh one goes stale as well.
+    assert await registry.list_workers(redis, prefix, stale_after_s=15, now_s=now + 30) == []
+
+
+async def test_pool_survives_redis_restart(
+    embedded_server_factory: Callable[..., EmbeddedServer], prefix: str
+) -> None:
+    server = embedded_server_factory()
+    redis = await open_redis(server.url)
+    broker = Broker(redis, EngineConfig(prefix=prefix, lease_s=1.0, backoff_base_s=0.01))
+    pool = WorkerPool(broker, settings(queues=("default",), concurrency=4), registry=TaskRegistry())
+    await pool.start()
+    try:
+        before = (await broker.enqueue([TaskSpec("spool.noop")]))[0]
+        await wait_for(lambda: pool.counts["succeeded"] == 1, what="first task")
+        await asyncio.to_thread(server.stop)
+        await wait_for(lambda: not pool.snapshot().redis_ok, what="redis_ok False")
+        snap = pool.snapshot()
+        assert snap.running and snap.redis_error
+        await asyncio.sleep(0.3)  # a few failed rounds while down; nothing crashes
+        await asyncio.to_thread(server.restart)
+        await wait_for(lambda: pool.snapshot().redis_ok, 15, "redis_ok True again")
+        # The server came back empty (no persistence): new work still flows.
+        ids = await broker.enqueue([TaskSpec("spool.noop") for _ in range(20)])
+        await wait_for(lambda: pool.counts["succeeded"] == 21, 15, "tasks after the restart")
+        for tid in ids:
+            info = await task_status(broker, tid, "default")
+            assert info is not None and info.state is TaskState.SUCCEEDED
+        assert pool.snapshot().running and before
+    finally:
+        await pool.stop(grace_s=1)
+        await redis.aclose()
