@@ -1,0 +1,122 @@
+"""Build the aiohttp application: routes, middlewares, the context and owned resources."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from engine.broker import Broker
+from engine.http import handlers_dead, handlers_ops, handlers_queues, handlers_tasks
+from engine.http.auth import make_auth_middleware
+from engine.http.coalesce import EnqueueCoalescer
+from engine.http.context import CTX, HttpContext
+from engine.http.errors import make_error_middleware
+from engine.http.fastredis import fail_fast_client, redis_password
+from engine.http.openapi import build_openapi
+from engine.metrics.publisher import SnapshotPublisher
+from engine.metrics.recorder import MetricsRecorder
+
+if TYPE_CHECKING:
+    from engine.worker.pool import WorkerPool
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Every route: (method, path, handler). The OpenAPI test checks the document against this.
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("POST", "/v1/tasks", handlers_tasks.post_task),
+    ("POST", "/v1/tasks/batch", handlers_tasks.post_batch),
+    ("GET", "/v1/tasks/{id}", handlers_tasks.get_task),
+    ("GET", "/v1/queues", handlers_queues.list_queues),
+    ("POST", "/v1/queues/{queue}/pause", handlers_queues.pause_queue),
+    ("POST", "/v1/queues/{queue}/resume", handlers_queues.resume_queue),
+    ("GET", "/v1/dead", handlers_dead.list_dead),
+    ("GET", "/v1/dead/groups", handlers_dead.dead_groups),
+    ("POST", "/v1/dead/requeue", handlers_dead.requeue),
+    ("DELETE", "/v1/dead/{id}", handlers_dead.delete_dead),
+    ("GET", "/v1/workers", handlers_ops.list_workers),
+    ("GET", "/v1/stats", handlers_ops.get_stats),
+    ("GET", "/metrics", handlers_ops.get_metrics),
+    ("GET", "/healthz", handlers_ops.healthz),
+    ("GET", "/readyz", handlers_ops.readyz),
+    ("GET", "/v1/openapi.json", handlers_ops.openapi),
+)
+
+
+def build_app(
+    broker: Broker,
+    *,
+    token: str | None = None,
+    pool: WorkerPool | None = None,
+    recorder: MetricsRecorder | None = None,
+    max_body_bytes: int = 1 << 20,
+    max_batch: int = 1000,
+    fail_fast: bool = True,
+) -> web.Application:
+    """The ingress application for `broker`.
+
+    Metrics go to `recorder`, else `pool.recorder`, else a recorder of the app's own that it
+    publishes to Redis itself (so `enqueued` counts reach the fleet view). With `fail_fast`
+    (default) requests use a client of their own with one retry and short timeouts; the app
+    closes it on cleanup. A `token` makes every route but /healthz require it.
+    """
+    if max_body_bytes < 1 or max_batch < 1:
+        raise ValueError("max_body_bytes and max_batch must be positive")
+    if token is not None and not token.strip():
+        raise ValueError("the API token is empty")
+    secrets = tuple(s for s in (token, redis_password(broker.redis)) if s)
+    middlewares = [make_error_middleware(secrets)]
+    if token is not None:
+        middlewares.append(make_auth_middleware(token))
+    # client_max_size makes aiohttp itself refuse longer bodies (also chunked ones) with 413.
+    app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
+
+    fast = fail_fast_client(broker.redis) if fail_fast else None
+    http_broker = Broker(fast, broker.config) if fast is not None else broker
+    own_recorder = recorder is None and pool is None
+    if recorder is None:
+        recorder = pool.recorder if pool is not None else MetricsRecorder(_ingress_id())
+    coalescer = EnqueueCoalescer(http_broker, recorder, max_batch=max_batch)
+    document = build_openapi(max_batch=max_batch, max_body_bytes=max_body_bytes)
+    app[CTX] = HttpContext(
+        broker=http_broker,
+        recorder=recorder,
+        coalescer=coalescer,
+        max_batch=max_batch,
+        max_body_bytes=max_body_bytes,
+        openapi_json=orjson.dumps(document),
+    )
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+
+    async def resources(_app: web.Application) -> AsyncIterator[None]:
+        publisher = None
+        if own_recorder:
+            publisher = SnapshotPublisher(
+                http_broker.redis, broker.config.prefix, recorder.worker_id, recorder
+            )
+            # One publish before serving, so the fleet view lists this process at once; the
+            # loop keeps it fresh. Redis being down must not stop the ingress from starting.
+            with contextlib.suppress(RedisError):
+                await publisher.publish_once()
+            publisher.start()
+        yield
+        await coalescer.close()  # writes in flight finish before the client closes
+        if publisher is not None:
+            await publisher.stop()
+        if fast is not None:
+            await fast.aclose()
+
+    app.cleanup_ctx.append(resources)
+    return app
+
+
+def _ingress_id() -> str:
+    """Worker id of an ingress-only process's metrics (it is not a worker)."""
+    return f"http:{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"

@@ -1,0 +1,128 @@
+"""Operational routes: workers, fleet stats, Prometheus metrics, probes, the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from engine.http.context import ctx
+from engine.http.errors import json_response, unavailable
+from engine.metrics.prometheus import CONTENT_TYPE, render_prometheus
+from engine.metrics.publisher import fetch_fleet_snapshot
+from engine.metrics.snapshot import LatencySummary, MetricsSnapshot
+from engine.worker import registry
+
+#: Seconds the rates in /v1/stats average over (complete seconds before the snapshot).
+RATE_WINDOW_S = 10
+#: A readiness probe that waits longer than this on Redis reports not ready.
+READY_TIMEOUT_S = 2.0
+
+
+def _summary(s: LatencySummary) -> dict[str, float]:
+    return {
+        "count": s.count,
+        "p50_ms": s.p50_ms,
+        "p95_ms": s.p95_ms,
+        "p99_ms": s.p99_ms,
+        "max_ms": s.max_ms,
+        "mean_ms": s.mean_ms,
+    }
+
+
+def _window(window_s: int) -> str:
+    return "all" if window_s == 0 else f"{window_s}s"
+
+
+def stats_summary(snap: MetricsSnapshot | None) -> dict[str, Any]:
+    """The fleet snapshot as JSON summaries: percentiles per stage and window, counters with
+    rates, depths. Raw histograms stay out (they are for merging, not for reading)."""
+    if snap is None:
+        return {
+            "processes": 0,
+            "taken_at_s": time.time(),
+            "uptime_s": 0.0,
+            "dropped_samples": 0,
+            "stages": {},
+            "breakdowns": {},
+            "counters": {},
+            "depths": [],
+        }
+    stages: dict[str, dict[str, Any]] = {}
+    for s in snap.stages:
+        stages.setdefault(s.stage, {})[_window(s.window_s)] = _summary(s.summary)
+    breakdowns: dict[str, dict[str, Any]] = {}
+    for b in snap.breakdowns:
+        per_key = breakdowns.setdefault(b.dimension, {}).setdefault(b.key, {})
+        per_key.setdefault(b.stage, {})[_window(b.window_s)] = _summary(b.summary)
+    end = int(snap.taken_at_s)
+    counters = {
+        c.event: {
+            "total": c.total,
+            "per_queue": dict(c.per_queue),
+            "rate_per_s": sum(n for sec, n in c.rate_series if end - RATE_WINDOW_S <= sec < end)
+            / RATE_WINDOW_S,
+        }
+        for c in snap.counters
+    }
+    return {
+        "processes": snap.processes,
+        "taken_at_s": snap.taken_at_s,
+        "uptime_s": snap.uptime_s,
+        "dropped_samples": snap.dropped_samples,
+        "rate_window_s": RATE_WINDOW_S,
+        "stages": stages,
+        "breakdowns": breakdowns,
+        "counters": counters,
+        "depths": [
+            {"queue": d.queue, "level": d.level, "depth": d.depth, "sampled_at_s": d.sampled_at_s}
+            for d in snap.depths
+        ],
+    }
+
+
+async def list_workers(request: web.Request) -> web.Response:
+    """GET /v1/workers → live worker processes."""
+    c = ctx(request)
+    workers = await registry.list_workers(c.broker.redis, c.prefix)
+    return json_response({"workers": [w.to_dict() for w in workers]})
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    """GET /v1/stats → the merged fleet snapshot, summarised."""
+    c = ctx(request)
+    return json_response(stats_summary(await fetch_fleet_snapshot(c.broker.redis, c.prefix)))
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """GET /metrics → Prometheus text exposition of the fleet snapshot."""
+    c = ctx(request)
+    snap = await fetch_fleet_snapshot(c.broker.redis, c.prefix)
+    if snap is None:  # no process published yet: empty series, still a valid exposition
+        snap = MetricsSnapshot(worker_id="fleet", taken_at_s=time.time(), uptime_s=0.0, processes=0)
+    resp = web.Response(body=render_prometheus(snap).encode())
+    resp.headers["Content-Type"] = CONTENT_TYPE  # set whole: content_type= would drop version=
+    return resp
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz → 200 while the process serves requests (no Redis call)."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz → 200 when Redis answers PING, else 503 with Retry-After."""
+    try:
+        await asyncio.wait_for(ctx(request).broker.redis.ping(), READY_TIMEOUT_S)
+    except (RedisConnectionError, RedisTimeoutError, TimeoutError) as exc:
+        raise unavailable(f"Redis does not answer ({type(exc).__name__})") from None
+    return json_response({"status": "ready"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /v1/openapi.json → the OpenAPI document (encoded once at startup)."""
+    return web.Response(body=ctx(request).openapi_json, content_type="application/json")

@@ -1,0 +1,55 @@
+"""Queue routes: list with depths, pause, resume."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine import queues as queue_ops
+from engine.http.context import ctx
+from engine.http.errors import ApiError, json_response
+from engine.queues import QueueStats
+
+
+def stats_dict(s: QueueStats) -> dict[str, object]:
+    """A queue's stats as JSON."""
+    return {
+        "queue": s.queue,
+        "levels": list(s.levels),
+        "depth": s.depth_by_level,
+        "pending": s.pending,
+        "scheduled": s.scheduled,
+        "active": s.active,
+        "dead": s.dead,
+        "paused": s.paused,
+        "late_rejected": s.late_rejected,
+        "dead_evicted": s.dead_evicted,
+    }
+
+
+def _queue(request: web.Request) -> str:
+    queue = request.match_info["queue"]
+    try:
+        ctx(request).broker.keys(queue)  # validates the name before any write
+    except ValueError as exc:
+        raise ApiError(400, "invalid_queue", str(exc)) from None
+    return queue
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    """GET /v1/queues."""
+    stats = await queue_ops.all_queue_stats(ctx(request).broker)
+    return json_response({"queues": [stats_dict(s) for s in stats]})
+
+
+async def pause_queue(request: web.Request) -> web.Response:
+    """POST /v1/queues/{queue}/pause (a queue not used yet may be paused ahead of time)."""
+    queue = _queue(request)
+    await queue_ops.pause(ctx(request).broker, queue)
+    return json_response({"queue": queue, "paused": True})
+
+
+async def resume_queue(request: web.Request) -> web.Response:
+    """POST /v1/queues/{queue}/resume."""
+    queue = _queue(request)
+    await queue_ops.resume(ctx(request).broker, queue)
+    return json_response({"queue": queue, "paused": False})
