@@ -295,3 +295,43 @@ def test_window_matches_brute_force(ops: list[tuple[int, int, bool]]) -> None:
                 expected = [s for s in seen if now - win < s and s > max(seen) - 30]
                 assert got[win].count == len(expected), (win, now, seen)
             assert got[0].count == len(seen)
+
+
+def test_breakdowns_file_each_stage_under_its_own_name() -> None:
+    clock = [100.0]
+    rec = MetricsRecorder(clock=lambda: clock[0], wall_clock=lambda: clock[0])
+    # queue wait 1 ms, end to end 100 ms
+    rec.record_task("q", "high", "t", 10.0, 10.001, 10.002, 10.05, 10.1)
+    snap = rec.snapshot()
+    for dim, key in (("queue", "q"), ("level", "high"), ("task", "t")):
+        wait = snap.breakdown(dim, "queue_wait", 60)[key]
+        e2e = snap.breakdown(dim, "end_to_end", 60)[key]
+        assert abs(wait.p50_ms - 1.0) < 0.02 and abs(e2e.p50_ms - 100.0) < 1.0
+
+
+def test_above_the_sample_budget_histograms_sample_with_weights_and_counts_stay_exact() -> None:
+    clock = [100.0]
+    rec = MetricsRecorder(
+        clock=lambda: clock[0], wall_clock=lambda: clock[0], sample_budget_per_s=100
+    )
+    rng = random.Random(7)
+    for second in (100.0, 101.0):
+        clock[0] = second
+        for _ in range(2000):
+            wait = rng.uniform(0.001, 0.003)
+            rec.record_task(
+                "q",
+                "default",
+                "t",
+                second,
+                second + wait,
+                second + wait,
+                second + wait,
+                second + 0.01,
+            )
+        rec.flush()
+    snap = rec.snapshot()
+    assert snap.counter("succeeded") == 4000
+    wait = snap.stage("queue_wait", 10)
+    assert wait.count == 4000  # weights keep the count honest
+    assert 1.8 <= wait.p50_ms <= 2.2

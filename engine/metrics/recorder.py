@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 
-from .histogram import LogHistogram, bucket_index
+from .histogram import GAMMA, MAX_INDEX, LogHistogram, bucket_index
 from .snapshot import (
     BreakdownStats,
     CounterStats,
@@ -58,6 +58,25 @@ MAX_KEYS_PER_DIMENSION = 200
 OTHER_KEY = "_other"
 
 _ALL = ("all", "")
+_log = math.log
+_INV_LOG_GAMMA = 1.0 / math.log(GAMMA)
+
+
+def _merge_tally(h: LogHistogram, acc: list) -> None:
+    """Add a tally ``[buckets, count, sum_us, min_us, max_us]`` into histogram ``h``."""
+    if not acc[1]:
+        return
+    b = h.buckets
+    for i, n in acc[0].items():
+        b[i] = b.get(i, 0) + n
+    h.count += acc[1]
+    h.sum_us += acc[2]
+    if acc[3] < h.min_us:
+        h.min_us = acc[3]
+    if acc[4] > h.max_us:
+        h.max_us = acc[4]
+
+
 # record_task's targets per (second, queue, level, task): the overall slot of each stage it
 # derives, then the per-dimension slots of BREAKDOWN_STAGES in this order.
 _TASK_STAGES = ("queue_wait", "fetch", "execution", "result_write", "end_to_end")
@@ -75,6 +94,7 @@ class MetricsRecorder:
         horizon_s: int = DEFAULT_HORIZON_S,
         max_buffer: int = 100_000,
         max_keys_per_dimension: int = MAX_KEYS_PER_DIMENSION,
+        sample_budget_per_s: int = 5000,
     ) -> None:
         """``clock`` drives the windows (monotonic seconds); ``wall_clock`` stamps snapshots."""
         self.worker_id = worker_id
@@ -83,6 +103,10 @@ class MetricsRecorder:
         self._horizon_s = horizon_s
         self._max_buffer = max_buffer
         self._max_keys = max_keys_per_dimension
+        self._sample_budget = max(1, sample_budget_per_s)
+        self._rate_sec = -1
+        self._rate_count = 0
+        self._last_rate = 0
         self._started_mono = clock()
         self._task_buf: list[tuple] = []
         self._stage_buf: list[tuple] = []
@@ -212,53 +236,90 @@ class MetricsRecorder:
                 w.slot(sec).record_indexed(i, v if v > 0.0 else 0.0)
 
     def _fold_tasks(self) -> None:
+        # Values are first tallied per (second, queue, level, task) group and stage in plain
+        # dicts, then merged once into each target histogram: one bucket update per task and
+        # stage instead of one per target histogram (each value lands in up to 4 of them).
         buf, self._task_buf = self._task_buf, []
-        cache: dict[tuple[str, str, str], list[LogHistogram]] = {}
-        cache_sec = None
         outcomes: dict[tuple[str, str, int], int] = {}
-        ingress = None
-        idx = bucket_index
-        for t, queue, level, task, ea, fa, sa, fi, wr, ra, ok in buf:
-            sec = int(t)
-            if sec != cache_sec:
-                # Slots are per second; a new second may roll the ring, so drop stale targets.
-                cache.clear()
-                cache_sec = sec
-                ingress = None
-            ck = (queue, level, task)
-            tg = cache.get(ck)
-            if tg is None:
-                tg = cache[ck] = self._task_targets(sec, queue, level, task)
-            qw_h, fe_h, ex_h, rw_h, e2e_h, qwq, qwl, qwt, e2q, e2l, e2t = tg
-            v = (fa - ea) * 1e6
-            if v < 0.0:
-                v = 0.0
-            i = idx(v)
-            qw_h.record_indexed(i, v)
-            qwq.record_indexed(i, v)
-            qwl.record_indexed(i, v)
-            qwt.record_indexed(i, v)
-            v = (wr - ea) * 1e6
-            if v < 0.0:
-                v = 0.0
-            i = idx(v)
-            e2e_h.record_indexed(i, v)
-            e2q.record_indexed(i, v)
-            e2l.record_indexed(i, v)
-            e2t.record_indexed(i, v)
-            fe_h.record((sa - fa) * 1e6)
-            ex_h.record((fi - sa) * 1e6)
-            rw_h.record((wr - fi) * 1e6)
-            if ra is not None:
-                if ingress is None:
-                    ingress = self._window(INGRESS, *_ALL).slot(sec)
-                ingress.record((ea - ra) * 1e6)
-            ok_key = ("succeeded" if ok else "failed", queue, sec)
+        for item in buf:  # counters stay exact whatever the sampling below
+            ok_key = ("succeeded" if item[10] else "failed", item[1], int(item[0]))
             outcomes[ok_key] = outcomes.get(ok_key, 0) + 1
         for (event, queue, sec), n in outcomes.items():
             self._counters.add(event, n, sec)
             key = (event, queue)
             self._per_queue[key] = self._per_queue.get(key, 0) + n
+        # Above `sample_budget_per_s` tasks a second, histograms take every k-th task with
+        # weight k: percentiles stay accurate (thousands of samples a second) while the fold
+        # stops growing with throughput. Counts and counters are not sampled.
+        now_sec = int(self._clock())
+        if now_sec != self._rate_sec:
+            self._last_rate = self._rate_count if now_sec == self._rate_sec + 1 else 0
+            self._rate_sec, self._rate_count = now_sec, 0
+        self._rate_count += len(buf)
+        stride = max(1, self._last_rate // self._sample_budget)
+        log = _log
+        inv = _INV_LOG_GAMMA
+        top = MAX_INDEX
+        groups: dict[tuple[int, str, str, str], list[list]] = {}
+        ingress: dict[int, list] = {}
+        n_buf = len(buf)
+        for j in range(0, n_buf, stride):
+            t, queue, level, task, ea, fa, sa, fi, wr, ra, _ok = buf[j]
+            w = stride if j + stride <= n_buf else n_buf - j
+            sec = int(t)
+            gk = (sec, queue, level, task)
+            accs = groups.get(gk)
+            if accs is None:
+                accs = groups[gk] = [[{}, 0, 0.0, math.inf, 0.0] for _ in range(5)]
+            for acc, v in zip(
+                accs,
+                (
+                    (fa - ea) * 1e6,
+                    (sa - fa) * 1e6,
+                    (fi - sa) * 1e6,
+                    (wr - fi) * 1e6,
+                    (wr - ea) * 1e6,
+                ),
+                strict=True,
+            ):
+                if v < 1.0:
+                    if v < 0.0:
+                        v = 0.0  # clocks of different hosts can disagree: clamp, don't fail
+                    i = 0
+                else:
+                    i = int(log(v) * inv) + 1
+                    if i > top:
+                        i = top
+                b = acc[0]
+                b[i] = b.get(i, 0) + w
+                acc[1] += w
+                acc[2] += v * w
+                if v < acc[3]:
+                    acc[3] = v
+                if v > acc[4]:
+                    acc[4] = v
+            if ra is not None:
+                ing = ingress.get(sec)
+                if ing is None:
+                    ing = ingress[sec] = []
+                ing.append(((ea - ra) * 1e6, w))
+        for (sec, queue, level, task), accs in groups.items():
+            targets = self._task_targets(sec, queue, level, task)
+            qw_h, fe_h, ex_h, rw_h, e2e_h, e2q, e2l, e2t, qwq, qwl, qwt = targets
+            for acc, hists in (
+                (accs[0], (qw_h, qwq, qwl, qwt)),
+                (accs[1], (fe_h,)),
+                (accs[2], (ex_h,)),
+                (accs[3], (rw_h,)),
+                (accs[4], (e2e_h, e2q, e2l, e2t)),
+            ):
+                for h in hists:
+                    _merge_tally(h, acc)
+        for sec, values in ingress.items():
+            h = self._window(INGRESS, *_ALL).slot(sec)
+            for v, w in values:
+                for _ in range(w):
+                    h.record(v)
 
     # -- reading ---------------------------------------------------------------------------------
     def snapshot(self, now_s: float | None = None) -> MetricsSnapshot:
