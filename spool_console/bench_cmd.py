@@ -1,0 +1,183 @@
+"""`spool-console bench`: run a benchmark from the command line and print its report.
+
+The report goes to stdout (text, or JSON with --json) so `> before.txt` / `diff` work; the
+progress bar goes to stderr, plain text updated with `\\r`, only once a run has lasted a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TextIO
+
+from engine.bench import TYPES, BenchParams, BenchProgress, BenchReport, run_benchmark
+from engine.bench.progress import render_bar
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `bench` subcommand's parser."""
+    p = argparse.ArgumentParser(
+        prog="spool-console bench",
+        description="Benchmark Spool under a private key prefix (cleaned up afterwards).",
+    )
+    p.add_argument("--type", choices=TYPES, default="quick", help="benchmark type (default quick)")
+    p.add_argument("--tasks", type=int, help="tasks to drain (drain mode) or to offer (burst)")
+    p.add_argument("--workers", type=int, help="concurrency per process (pins the auto-scaler)")
+    p.add_argument("--min-workers", type=int, help="auto-scaler minimum (when --workers unset)")
+    p.add_argument("--max-workers", type=int, help="auto-scaler maximum (when --workers unset)")
+    p.add_argument("--autoscale", action="store_true", help="custom: run the auto-scaler")
+    p.add_argument("--rate", type=float, help="offered tasks/s (open loop); unset = drain mode")
+    p.add_argument("--duration", type=float, dest="duration_s", help="seconds to offer --rate")
+    p.add_argument("--task", help="spool.noop | spool.sleep:MS | spool.cpu:N")
+    p.add_argument(
+        "--processes", type=int, help="processes in all (in-process pool + P-1 children)"
+    )
+    p.add_argument("--priority", help="priority level of the offered tasks (high|default|low)")
+    p.add_argument(
+        "--backlog-low",
+        type=int,
+        dest="backlog_low",
+        help="low-priority tasks queued before the run (priority check)",
+    )
+    p.add_argument("--levels", help="scalability: comma list of concurrencies")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        dest="settle_timeout_s",
+        help="seconds to wait for tasks to settle (default 120)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--out", metavar="DIR", help="write report.txt and report.json (and profiles)")
+    p.add_argument("--compare", metavar="OLD.json", help="also print deltas against a report")
+    p.add_argument("--redis-url", help="server to use (env SPOOL_REDIS_URL; default: embedded)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return p
+
+
+def params_from_args(args: argparse.Namespace) -> BenchParams:
+    """BenchParams of the parsed flags (unset flags keep the type's defaults)."""
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "tasks",
+            "workers",
+            "min_workers",
+            "max_workers",
+            "rate",
+            "duration_s",
+            "task",
+            "processes",
+            "priority",
+            "backlog_low",
+            "settle_timeout_s",
+        )
+    }
+    if args.levels:
+        overrides["levels"] = tuple(int(x) for x in args.levels.split(",") if x.strip())
+    if args.out:
+        overrides["out_dir"] = args.out
+    params = BenchParams.for_type(args.type, **overrides)
+    if args.autoscale and args.workers is None:
+        params = params.replace(workers=None)
+    return params
+
+
+class ProgressBar:
+    """Prints `render_bar` lines on a terminal stream with `\\r`, after the first second."""
+
+    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __call__(self, p: BenchProgress) -> None:
+        if not self.enabled or time.monotonic() - self.started < 1.0:
+            return
+        self.stream.write("\r" + render_bar(p))
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        """End the bar's line so the next output starts clean."""
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+async def _run(url: str, params: BenchParams, bar: ProgressBar) -> BenchReport:
+    return await run_benchmark(url, params, progress=bar)
+
+
+def _run_sync(url: str, params: BenchParams, bar: ProgressBar) -> BenchReport:
+    try:
+        import uvloop  # the loop `spool-console --no-ui` runs on, so numbers match production
+
+        return uvloop.run(_run(url, params, bar))
+    except ImportError:
+        return asyncio.run(_run(url, params, bar))
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `spool-console bench`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        params = params_from_args(args)
+    except ValueError as exc:
+        print(f"spool bench: {exc}", file=sys.stderr)
+        return 2
+    old = None
+    if args.compare:
+        try:
+            old = BenchReport.from_dict(json.loads(Path(args.compare).read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"spool bench: cannot read {args.compare}: {exc}", file=sys.stderr)
+            return 2
+    url = args.redis_url or os.environ.get("SPOOL_REDIS_URL")
+    server = None
+    tmp = None
+    bar = ProgressBar(sys.stderr, enabled=not args.no_progress)
+    try:
+        if not url:
+            from engine.embedded import EmbeddedServer
+
+            # A short path: unix socket paths are limited to ~107 bytes.
+            tmp = tempfile.TemporaryDirectory(prefix="spoolbench-", dir="/tmp")
+            server = EmbeddedServer(tmp.name, persistence=False).start()
+            url = server.url
+        report = _run_sync(url, params, bar)
+    except KeyboardInterrupt:
+        bar.close()
+        print("spool bench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        bar.close()
+        print(f"spool bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+        if tmp is not None:
+            tmp.cleanup()
+    bar.close()
+    if server is not None:
+        report = dataclasses.replace(
+            report, redis="embedded valkey (unix socket in a temp dir, persistence off)"
+        )
+    text, doc = report.to_text(), json.dumps(report.to_dict(), indent=2)
+    sys.stdout.write(doc + "\n" if args.json else text)
+    if old is not None:
+        sys.stdout.write("\n" + report.compare(old))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.txt").write_text(text)
+        (out / "report.json").write_text(doc + "\n")
+    return 1 if report.timed_out else 0
