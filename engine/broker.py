@@ -24,6 +24,11 @@ _TASK_ID_RE = re.compile(r"[^\s|]{1,200}")
 _TASK_NAME_RE = re.compile(r'[^\s"\\]{1,200}')
 
 
+def ea_to_ms(raw: bytes | str | None) -> int | None:
+    """The `ea` hash holds enqueue times in µs; public records speak whole ms."""
+    return None if raw is None else int(raw) // 1000
+
+
 def new_task_id() -> str:
     """A random, unguessable task id (128 bits)."""
     return os.urandom(16).hex()
@@ -174,11 +179,18 @@ class Broker:
         )
         now_ms = int(raw[0])
         next_due = int(raw[1])
+        fetched_at_ms = int(raw[2]) / 1000  # µs resolution: sub-millisecond waits are real
         tasks: list[FetchedTask] = []
-        for i in range(2, len(raw), 4):
+        for i in range(3, len(raw), 4):
             tasks.append(
                 _decode_fetched(
-                    queue, raw[i], raw[i + 1], int(raw[i + 2]), int(raw[i + 3]), now_ms, token
+                    queue,
+                    raw[i],
+                    raw[i + 1],
+                    int(raw[i + 2]),
+                    int(raw[i + 3]) / 1000,
+                    fetched_at_ms,
+                    token,
                 )
             )
         return FetchResult(now_ms, None if next_due < 0 else next_due, tasks)
@@ -286,8 +298,8 @@ def _decode_fetched(
     task_id: bytes,
     payload: bytes,
     attempt: int,
-    enqueued_at_ms: int,
-    now_ms: int,
+    enqueued_at_ms: float,
+    now_ms: float,
     token: str,
 ) -> FetchedTask:
     tid = _s(task_id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import codec
-from engine.broker import Broker, _s
+from engine.broker import Broker, _s, ea_to_ms
 from engine.fingerprint import fingerprint
 
 _CHUNK = 500
@@ -132,7 +132,7 @@ def _item(queue: str, task_id: str, score: float, payload: Any, info: Any, ea: A
         worker=str(record.get("worker", "")),
         fingerprint=record.get("fingerprint") or fingerprint(exc_type, error),
         died_at_ms=int(score),
-        enqueued_at_ms=int(ea) if ea is not None else None,
+        enqueued_at_ms=ea_to_ms(ea),
     )
 
 

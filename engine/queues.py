@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import codec
-from engine.broker import Broker, _s
+from engine.broker import Broker, _s, ea_to_ms
 from engine.task import TaskInfo, TaskState
 
 
@@ -101,6 +101,10 @@ async def peek(broker: Broker, queue: str, level: str, count: int = 20) -> list[
     return out
 
 
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def _info_from_payload(
     task_id: str, queue: str, state: TaskState, payload: bytes, ea: Any, att: Any, **extra: Any
 ) -> TaskInfo:
@@ -119,7 +123,7 @@ def _info_from_payload(
         kwargs=doc.get("k", {}),
         attempts=int(att or 0),
         max_retries=int(doc.get("r", 0)),
-        enqueued_at_ms=int(ea) if ea is not None else None,
+        enqueued_at_ms=ea_to_ms(ea),
         **extra,
     )
 
@@ -156,7 +160,7 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
                 name=doc.get("name", ""),
                 attempts=int(doc.get("attempts", 0)),
                 result=doc.get("result"),
-                enqueued_at_ms=doc.get("enqueued_at_ms"),
+                enqueued_at_ms=_int_or_none(doc.get("enqueued_at_ms")),
                 finished_at_ms=doc.get("finished_at_ms"),
                 result_ttl_ms=int(ttl) if ttl and ttl > 0 else None,
             )

@@ -142,8 +142,8 @@ class FetchedTask:
     attempt: int
     max_retries: int
     timeout_s: float | None
-    enqueued_at_ms: int
-    fetched_at_ms: int
+    enqueued_at_ms: float  # server clock, µs resolution
+    fetched_at_ms: float
     token: str
     received_at_ms: int | None = None
     decode_error: str | None = None

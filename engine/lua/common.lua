@@ -4,6 +4,14 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Microseconds since the epoch as an exact decimal string (a Lua number would print in
+-- scientific notation and lose digits): enqueue and fetch stamps, so queue waits well under a
+-- millisecond are measurable.
+local function now_us_str()
+  local t = redis.call('TIME')
+  return t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+end
+
 -- The payload is produced by engine/codec.py, which always writes the level first and the
 -- max_retries field as "r"; matching beats decoding a possibly large JSON document.
 local function payload_level(payload)

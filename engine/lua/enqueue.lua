@@ -5,6 +5,7 @@
 -- 1 when the queue's meta had no `levels` (the server lost the queue's registration, e.g. a
 -- restart without persistence), so the caller must add it to the global queue set again.
 local now = now_ms()
+local now_us = now_us_str()
 local wake_cap = tonumber(ARGV[2])
 local out = {}
 local pushed = 0
@@ -15,7 +16,7 @@ for i = 3, #ARGV do
     out[#out + 1] = 0
   else
     redis.call('HSET', k.tasks, id, payload)
-    redis.call('HSET', k.ea, id, now)
+    redis.call('HSET', k.ea, id, now_us)
     if delay > 0 then
       redis.call('ZADD', k.scheduled, now + delay, id)
     else

@@ -1,12 +1,13 @@
 -- fetch(n): ARGV = levels, n, lease_ms, token, promote_limit, wake_cap.
 -- Pops up to n ids, highest level first, FIFO within a level, into `active` under a lease.
--- Returns {now_ms, next_due_ms or -1, id1, payload1, attempts1, enqueued_at1, ...}.
+-- Returns {now_ms, next_due_ms or -1, now_us, id1, payload1, attempts1, enqueued_at_us1, ...}.
 local now = now_ms()
+local now_us = now_us_str()
 local n = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[3])
 local token = ARGV[4]
 promote_due(k, pending, now, tonumber(ARGV[5]))
-local out = {now, -1}
+local out = {now, -1, now_us}
 local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
 if #nxt > 0 then out[2] = tonumber(nxt[2]) end
 if redis.call('EXISTS', k.paused) == 1 then return out end
@@ -41,7 +42,7 @@ for i, id in ipairs(ids) do
     out[#out + 1] = id
     out[#out + 1] = p
     out[#out + 1] = a
-    out[#out + 1] = eas[i] or now
+    out[#out + 1] = eas[i] or now_us
   end
 end
 if #zargs > 0 then

@@ -522,7 +522,7 @@ class WorkerPool:
                         await self._mark_suspects(queue, res.tasks)
                     for t in res.tasks:
                         self._inflight[t.id] = t
-                        self._waits.append(res.now_ms - t.enqueued_at_ms)
+                        self._waits.append(t.fetched_at_ms - t.enqueued_at_ms)
                         self._local.put_nowait(t)
                     if res.tasks:
                         got += len(res.tasks)
