@@ -181,18 +181,19 @@ class Broker:
         next_due = int(raw[1])
         fetched_at_ms = int(raw[2]) / 1000  # µs resolution: sub-millisecond waits are real
         tasks: list[FetchedTask] = []
-        for i in range(3, len(raw), 4):
-            tasks.append(
-                _decode_fetched(
-                    queue,
-                    raw[i],
-                    raw[i + 1],
-                    int(raw[i + 2]),
-                    int(raw[i + 3]) / 1000,
-                    fetched_at_ms,
-                    token,
-                )
+        for i in range(3, len(raw), 5):
+            task = _decode_fetched(
+                queue,
+                raw[i],
+                raw[i + 1],
+                int(raw[i + 2]),
+                int(raw[i + 3]) / 1000,
+                fetched_at_ms,
+                token,
             )
+            if raw[i + 4]:
+                task.ready_at_ms = int(raw[i + 4]) / 1000
+            tasks.append(task)
         return FetchResult(now_ms, None if next_due < 0 else next_due, tasks)
 
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:

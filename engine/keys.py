@@ -64,6 +64,7 @@ class QueueKeys:
         "paused",
         "pending",
         "queue",
+        "ready",
         "scheduled",
         "tasks",
         "wake",
@@ -78,7 +79,8 @@ class QueueKeys:
         self.att = f"{base}:att"  # id -> deliveries so far
         self.crash = f"{base}:crash"  # id -> lease expiries so far
         self.lease = f"{base}:lease"  # id -> current lease token ("rand|worker")
-        self.ea = f"{base}:ea"  # id -> enqueued-at, server ms
+        self.ea = f"{base}:ea"  # id -> enqueued-at, server µs
+        self.ready = f"{base}:ready"  # id -> became runnable again (promoted, reaped), µs
         self.lasterr = f"{base}:lasterr"  # id -> last error JSON (retrying tasks)
         self.active = f"{base}:active"  # zset id -> lease deadline ms
         self.scheduled = f"{base}:scheduled"  # zset id -> due ms

@@ -44,6 +44,7 @@ def queue_keys_argv(keys: QueueKeys) -> tuple[list[str], str]:
         keys.meta,
         keys.paused,
         keys.wake,
+        keys.ready,
     ]
     return fixed + keys.pending_keys, ",".join(keys.levels)
 

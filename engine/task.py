@@ -147,6 +147,7 @@ class FetchedTask:
     token: str
     received_at_ms: int | None = None
     decode_error: str | None = None
+    ready_at_ms: float | None = None  # a delayed, retried or reaped task became runnable
 
 
 @dataclass(frozen=True, slots=True)

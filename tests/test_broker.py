@@ -207,6 +207,10 @@ async def test_delayed_enqueue_is_not_fetchable_before_due(
     assert [t.id for t in got] == [task_id]
     # It only came once the server's clock passed the due time.
     assert got[0].fetched_at_ms >= info.due_at_ms
+    # Its queue wait starts when it became runnable, not at enqueue (end to end still does).
+    assert got[0].ready_at_ms is not None and got[0].ready_at_ms >= info.due_at_ms
+    assert got[0].enqueued_at_ms < info.due_at_ms
+    assert got[0].fetched_at_ms - got[0].ready_at_ms < got[0].fetched_at_ms - got[0].enqueued_at_ms
 
 
 async def _tasks(broker: Broker) -> list[FetchedTask]:

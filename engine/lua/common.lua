@@ -36,6 +36,7 @@ local function forget(k, ids)
   redis.call('HDEL', k.ea, unpack(ids))
   redis.call('HDEL', k.lasterr, unpack(ids))
   redis.call('HDEL', k.dead_info, unpack(ids))
+  redis.call('HDEL', k.ready, unpack(ids))
 end
 
 -- Keep the dead-letter set within its count and age caps, oldest out first.
@@ -77,12 +78,14 @@ local function promote_due(k, pending, now, limit)
   if #due == 0 then return 0 end
   redis.call('ZREM', k.scheduled, unpack(due))
   local payloads = redis.call('HMGET', k.tasks, unpack(due))
+  local ready_at = now_us_str()
   local moved = 0
   for i, id in ipairs(due) do
     local p = payloads[i]
     if p then
       local key = pending[payload_level(p)] or pending['__default']
       redis.call('LPUSH', key, id)
+      redis.call('HSET', k.ready, id, ready_at)
       moved = moved + 1
     else
       forget(k, {id})
@@ -101,9 +104,9 @@ end
 local k = {
   tasks = KEYS[1], att = KEYS[2], crash = KEYS[3], lease = KEYS[4], ea = KEYS[5],
   lasterr = KEYS[6], active = KEYS[7], scheduled = KEYS[8], dead = KEYS[9],
-  dead_info = KEYS[10], meta = KEYS[11], paused = KEYS[12], wake = KEYS[13],
+  dead_info = KEYS[10], meta = KEYS[11], paused = KEYS[12], wake = KEYS[13], ready = KEYS[14],
 }
-local FIXED = 13
+local FIXED = 14
 -- ARGV[1] is always the list of level names, comma separated, highest first.
 local levels = {}
 local pending = {}

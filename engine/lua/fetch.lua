@@ -1,6 +1,7 @@
 -- fetch(n): ARGV = levels, n, lease_ms, token, promote_limit, wake_cap.
 -- Pops up to n ids, highest level first, FIFO within a level, into `active` under a lease.
--- Returns {now_ms, next_due_ms or -1, now_us, id1, payload1, attempts1, enqueued_at_us1, ...}.
+-- Returns {now_ms, next_due_ms or -1, now_us, then per task: id, payload, attempts,
+-- enqueued_at_us, ready_at_us or '' (when a delayed/retried/reaped task became runnable)}.
 local now = now_ms()
 local now_us = now_us_str()
 local n = tonumber(ARGV[2])
@@ -28,6 +29,7 @@ end
 if #ids == 0 then return out end
 local payloads = redis.call('HMGET', k.tasks, unpack(ids))
 local eas = redis.call('HMGET', k.ea, unpack(ids))
+local readies = redis.call('HMGET', k.ready, unpack(ids))
 local deadline = now + lease_ms
 local zargs = {}
 local largs = {}
@@ -43,6 +45,7 @@ for i, id in ipairs(ids) do
     out[#out + 1] = p
     out[#out + 1] = a
     out[#out + 1] = eas[i] or now_us
+    out[#out + 1] = readies[i] or ''
   end
 end
 if #zargs > 0 then

@@ -38,6 +38,7 @@ for _, id in ipairs(expired) do
         error = err, exc_type = 'LeaseExpired', worker = worker, at_ms = now,
       }))
       redis.call('LPUSH', pending[payload_level(p)] or pending['__default'], id)
+      redis.call('HSET', k.ready, id, now_us_str())
       requeued = requeued + 1
     end
   end

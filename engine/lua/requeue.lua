@@ -11,6 +11,7 @@ for i = 3, #ARGV do
       redis.call('HDEL', k.crash, id)
       redis.call('HDEL', k.lasterr, id)
       redis.call('LPUSH', pending[payload_level(p)] or pending['__default'], id)
+      redis.call('HSET', k.ready, id, now_us_str())
       count = count + 1
     else
       forget(k, {id})

@@ -130,10 +130,13 @@ class MetricsRecorder:
         written_at_s: float,
         received_at_s: float | None = None,
         ok: bool = True,
+        ready_at_s: float | None = None,
     ) -> None:
         """Record a finished task's stages from its timestamps (wall-clock seconds).
 
-        Derives queue_wait (fetched - enqueued), fetch (started - fetched), execution
+        ``ready_at_s`` is when a delayed or retried task became runnable: its queue wait
+        starts there rather than at the first enqueue (end to end still starts at enqueue).
+        Derives queue_wait (fetched - ready, else enqueued), fetch (started - fetched), execution
         (finished - started), result_write (written - finished), end_to_end (written -
         enqueued) and, when ``received_at_s`` is given, ingress (enqueued - received).
         Also counts the outcome: ``succeeded`` when ``ok`` else ``failed`` -- callers must
@@ -154,6 +157,7 @@ class MetricsRecorder:
                     written_at_s,
                     received_at_s,
                     ok,
+                    enqueued_at_s if ready_at_s is None else ready_at_s,
                 )
             )
         else:
@@ -264,7 +268,7 @@ class MetricsRecorder:
         ingress: dict[int, list] = {}
         n_buf = len(buf)
         for j in range(0, n_buf, stride):
-            t, queue, level, task, ea, fa, sa, fi, wr, ra, _ok = buf[j]
+            t, queue, level, task, ea, fa, sa, fi, wr, ra, _ok, rdy = buf[j]
             w = stride if j + stride <= n_buf else n_buf - j
             sec = int(t)
             gk = (sec, queue, level, task)
@@ -274,7 +278,7 @@ class MetricsRecorder:
             for acc, v in zip(
                 accs,
                 (
-                    (fa - ea) * 1e6,
+                    (fa - rdy) * 1e6,
                     (sa - fa) * 1e6,
                     (fi - sa) * 1e6,
                     (wr - fi) * 1e6,

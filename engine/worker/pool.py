@@ -522,7 +522,7 @@ class WorkerPool:
                         await self._mark_suspects(queue, res.tasks)
                     for t in res.tasks:
                         self._inflight[t.id] = t
-                        self._waits.append(t.fetched_at_ms - t.enqueued_at_ms)
+                        self._waits.append(t.fetched_at_ms - (t.ready_at_ms or t.enqueued_at_ms))
                         self._local.put_nowait(t)
                     if res.tasks:
                         got += len(res.tasks)
@@ -638,6 +638,7 @@ class WorkerPool:
                 written,
                 None if t.received_at_ms is None else t.received_at_ms / 1000,
                 kind == "s",
+                None if t.ready_at_ms is None else t.ready_at_ms / 1000,
             )
         self._exec_ewma_s = ewma
         self._settling.difference_update(o.task.id for o in outcomes)
