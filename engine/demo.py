@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 from engine.broker import Broker
+from engine.metrics.recorder import MetricsRecorder
 from engine.task import TaskSpec
 
 
@@ -48,11 +50,23 @@ def demo_batch(queue: str, rng: random.Random, size: int = 50) -> list[TaskSpec]
 
 
 async def run_demo_load(
-    broker: Broker, queue: str = "default", rate_per_s: float = 400.0, seed: int | None = None
+    broker: Broker,
+    queue: str = "default",
+    rate_per_s: float = 400.0,
+    seed: int | None = None,
+    recorder: MetricsRecorder | None = None,
 ) -> None:
-    """Enqueue the demo mix at about `rate_per_s` until cancelled."""
+    """Enqueue the demo mix at about `rate_per_s` until cancelled.
+
+    With a `recorder`, each batch's write is recorded as the `enqueue` stage and counted as
+    `enqueued`, as the HTTP ingress does for its requests.
+    """
     rng = random.Random(seed)
     batch = 20
     while True:
+        started = time.perf_counter()
         await broker.enqueue(demo_batch(queue, rng, batch))
+        if recorder is not None:
+            recorder.record_stage("enqueue", time.perf_counter() - started, queue=queue)
+            recorder.count("enqueued", batch, queue=queue)
         await asyncio.sleep(batch / rate_per_s)

@@ -146,7 +146,11 @@ async def run_headless(
         if opts.demo:
             from engine.demo import run_demo_load
 
-            side.append(asyncio.create_task(run_demo_load(broker, opts.pool.queues[0])))
+            side.append(
+                asyncio.create_task(
+                    run_demo_load(broker, opts.pool.queues[0], recorder=pool.recorder)
+                )
+            )
         if extra is not None:
             side.append(asyncio.create_task(extra(pool)))
         await stop.wait()
