@@ -72,7 +72,7 @@ def make_report(
             if params.priority in snap.breakdown("level", st, 0)
         )
     notes = [
-        "queue_wait and end_to_end start at the server's enqueue time (ms resolution);"
+        "queue_wait and end_to_end start at the server's enqueue time (µs resolution);"
         " enqueue is timed per batch call",
     ]
     if params.mode == "drain":
