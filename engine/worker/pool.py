@@ -27,6 +27,7 @@ from engine.metrics.recorder import MetricsRecorder
 from engine.outcomes import Outcome, failed, succeeded
 from engine.task import FetchedTask, TaskContext, TaskRegistry, default_registry
 from engine.worker import maintenance, registry
+from engine.worker.local_queue import LocalPriorityQueue
 from engine.worker.scaler import AutoScaler, ScalerInputs, ScalerSettings
 from engine.worker.snapshot import PoolSnapshot, ScalerDecision, SlotState
 
@@ -104,7 +105,7 @@ class WorkerPool:
         )
         if s.concurrency is not None:
             self.scaler.pin(s.concurrency)
-        self._local: asyncio.Queue[FetchedTask] = asyncio.Queue()
+        self._local = LocalPriorityQueue()
         self._inflight: dict[str, FetchedTask] = {}
         self._slots: dict[int, asyncio.Task[None]] = {}
         self._slot_state: dict[int, tuple[str, str, float] | None] = {}
@@ -523,7 +524,7 @@ class WorkerPool:
                     for t in res.tasks:
                         self._inflight[t.id] = t
                         self._waits.append(t.fetched_at_ms - (t.ready_at_ms or t.enqueued_at_ms))
-                        self._local.put_nowait(t)
+                        self._local.put_nowait(t, self._rank(t))
                     if res.tasks:
                         got += len(res.tasks)
                         self.recorder.count("started", len(res.tasks), queue=queue)
@@ -551,6 +552,11 @@ class WorkerPool:
                 log.exception("fetch failed; retrying in %.2f s", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _rank(self, t: FetchedTask) -> int:
+        """0 for the queue's highest level, 1 for the next, …"""
+        levels = self.broker.keys(t.queue).levels
+        return levels.index(t.level) if t.level in levels else len(levels) // 2
 
     def _mark_redis(self, ok: bool, error: BaseException | None = None) -> None:
         if ok:
