@@ -24,6 +24,9 @@ _TASK_ID_RE = re.compile(r"[^\s|]{1,200}")
 _TASK_NAME_RE = re.compile(r'[^\s"\\]{1,200}')
 
 
+_KEYS_CACHE_MAX = 10_000
+
+
 def ea_to_ms(raw: bytes | str | None) -> int | None:
     """The `ea` hash holds enqueue times in µs; public records speak whole ms."""
     return None if raw is None else int(raw) // 1000
@@ -77,6 +80,9 @@ class Broker:
         keys = self._keys.get(queue)
         if keys is None:
             keys = QueueKeys(self.config.prefix, queue, self.config.levels_for(queue))
+            if len(self._keys) >= _KEYS_CACHE_MAX:
+                # Names come from callers (HTTP paths, filters): keep the cache bounded.
+                self._keys.clear()
             self._keys[queue] = keys
         return keys
 
