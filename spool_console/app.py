@@ -1,0 +1,191 @@
+"""The Textual app: five modes (screens 1–5), help, palette, and the snapshot pump."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, ScreenStackError, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+
+from spool_console.engine_host import EngineHost
+from spool_console.screens.base import SpoolScreen
+from spool_console.screens.bench import BenchScreen
+from spool_console.screens.dashboard import DashboardScreen
+from spool_console.screens.dead import DeadScreen
+from spool_console.screens.help import HelpScreen
+from spool_console.screens.queues import QueuesScreen
+from spool_console.screens.workers import WorkersScreen
+from spool_console.settings import Settings
+
+_SCREENS = Binding.Group("screens")
+
+
+class SpoolApp(App[int]):
+    """Spool's operations console. Hosts the engine (in its own thread) and draws snapshots."""
+
+    TITLE = "spool"
+    MODES: ClassVar[dict[str, type[Screen]]] = {  # type: ignore[assignment]
+        "dashboard": DashboardScreen,
+        "queues": QueuesScreen,
+        "dead": DeadScreen,
+        "workers": WorkersScreen,
+        "bench": BenchScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "show('dashboard')", "Dashboard", id="screen.dashboard", group=_SCREENS),
+        Binding("2", "show('queues')", "Queues", id="screen.queues", group=_SCREENS),
+        Binding("3", "show('dead')", "Dead letters", id="screen.dead", group=_SCREENS),
+        Binding("4", "show('workers')", "Workers", id="screen.workers", group=_SCREENS),
+        Binding("5", "show('bench')", "Benchmarks", id="screen.bench", group=_SCREENS),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        # `:` replaces Textual's default palette key, so ctrl+p is declared as well.
+        # Neither is a priority binding: typing `:` in an input must type it.
+        Binding("colon", "command_palette", "Palette", key_display=":", id="app.palette"),
+        Binding("ctrl+p", "command_palette", "Palette", show=False, id="app.palette.ctrl"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        host: EngineHost | None = None,
+        *,
+        pump_s: float = 0.5,
+        bench_store: Path | bool | None = True,
+        own_host: bool | None = None,
+    ) -> None:
+        super().__init__()
+        if bench_store is True:
+            from engine.embedded import default_state_dir
+
+            bench_store = default_state_dir() / "bench-last.json"
+        self.bench_store: Path | None = bench_store or None
+        self.settings = settings
+        self.read_only = settings.read_only
+        self.host = host or EngineHost(settings)
+        self._owns_host = host is None if own_host is None else own_host
+        self._pump_s = pump_s
+        self._last_seq = -1
+        self._warm = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.host.start()
+        self.set_interval(self._pump_s, self.pump)
+        self.call_after_refresh(self._warm_up)
+
+    @property
+    def ready(self) -> bool:
+        """True once every screen has been built (start-up is over)."""
+        return self._warm.is_set()
+
+    async def _warm_up(self) -> None:
+        """Build every screen once at start-up, off screen.
+
+        A screen's first build costs 100–400 ms while the local pool is busy; paid here, a key
+        never waits for it (keys pressed meanwhile run right after, in order).
+        """
+        try:
+            with self.batch_update():
+                for mode in (*self.MODES, self.DEFAULT_MODE):
+                    # Shutting down (ctrl+q in the first second): adding a mode now would
+                    # change the screen stacks Textual is closing.
+                    if not self._running:
+                        return
+                    if mode != self.current_mode:
+                        await self.switch_mode(mode)
+        finally:
+            self._warm.set()
+        # Start-up garbage (imports, CSS, the first screens) never becomes free: freezing it
+        # keeps full collections short, and a full collection pauses key handling too.
+        gc.collect()
+        gc.freeze()
+
+    async def on_unmount(self) -> None:
+        if self._owns_host:
+            await asyncio.to_thread(self.host.stop)
+
+    def pump(self, force: bool = False) -> None:
+        """Hand the newest snapshot to the visible screen; paused under a modal."""
+        snap = self.host.snapshot
+        try:
+            screen = self.screen
+        except ScreenStackError:  # starting up or shutting down
+            return
+        if isinstance(screen, ModalScreen):
+            return
+        if snap.seq == self._last_seq and not force:
+            return
+        self._last_seq = snap.seq
+        if isinstance(screen, SpoolScreen):
+            screen.show_snapshot(snap)
+        elif hasattr(screen, "show_snapshot"):
+            screen.show_snapshot(snap)  # type: ignore[attr-defined]
+
+    # -- actions ------------------------------------------------------------------------------
+    async def action_show(self, mode: str) -> None:
+        """Switch to screen `mode` (keys 1–5)."""
+        await self._warm.wait()
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        self.pump(force=True)
+
+    def action_help(self) -> None:
+        """`?`: the keys of this screen, from its live bindings."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        screen = self.screen
+        self.push_screen(
+            HelpScreen(screen.active_bindings, type(screen).__name__.removesuffix("Screen"))
+        )
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette: every action bound on this screen and the app, then Textual's own."""
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            b = active.binding
+            if not active.enabled or b.action == "command_palette" or not b.description:
+                continue
+            if not (isinstance(active.node, (Screen, App))):
+                continue
+            title = b.description
+            if title in seen:
+                continue
+            seen.add(title)
+            display = b.key_display or key
+            yield SystemCommand(title, f"key {display}", partial(active.node.run_action, b.action))
+        yield from super().get_system_commands(screen)
+
+
+def _log_to_file() -> None:
+    """Engine logs go to a file: anything written to the terminal would tear the screen."""
+    from engine.embedded import default_state_dir
+
+    try:
+        path = default_state_dir() / "console.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("spool", "engine"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def run_app(settings: Settings) -> int:
+    """Run the console until `ctrl+q`; returns the exit code."""
+    _log_to_file()
+    app = SpoolApp(settings)
+    result = app.run()
+    return int(result or 0)

@@ -1,0 +1,80 @@
+"""`SpoolScreen`: what every top-level screen shares (status bar, footer, snapshots, read-only)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from spool_console.engine_host import ConsoleSnapshot, EngineHost
+from widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from spool_console.app import SpoolApp
+
+
+class SpoolScreen(Screen[None]):
+    """A screen fed with `ConsoleSnapshot`s by the app; hides destructive actions when read-only."""
+
+    SCREEN_KEY: ClassVar[str] = "1"
+    #: Actions hidden (and refused) under `--read-only`.
+    DESTRUCTIVE: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def spool(self) -> SpoolApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def host(self) -> EngineHost:
+        """The engine host (all Redis access goes through it)."""
+        return self.spool.host
+
+    def compose_status(self) -> StatusBar:
+        """The top line; every screen has its own."""
+        bar = StatusBar()
+        bar.current = self.SCREEN_KEY
+        return bar
+
+    def compose_footer(self) -> Footer:
+        """Textual's footer, showing the keys that apply here."""
+        # Compact, and without the palette hint on the right: `:` is in the footer already.
+        return Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        # Textual 8.2 re-parses the whole stylesheet (~100 ms here) on every switch to a mode
+        # whose screen was not yet mounted at its first switch, because that screen never
+        # records the CSS generation it was styled with. A screen mounted now was styled with
+        # the current CSS, so record it; a later theme change still triggers the refresh.
+        if hasattr(self, "_css_update_count") and hasattr(self.app, "_css_update_count"):
+            self._css_update_count = self.app._css_update_count
+
+    def on_screen_resume(self) -> None:
+        self.show_snapshot(self.host.snapshot)
+
+    def show_snapshot(self, snap: ConsoleSnapshot) -> None:
+        """Update the status bar, then the screen's own panels."""
+        if not self.is_mounted:
+            return
+        with contextlib.suppress(NoMatches):  # composing or torn down: the next one will do
+            self._show(snap)
+
+    def _show(self, snap: ConsoleSnapshot) -> None:
+        for bar in self.query(StatusBar):
+            bar.connected = snap.connected
+            bar.url = snap.url_masked
+            bar.error = snap.error or ""
+            bar.fleet_size = snap.fleet_size
+            bar.uptime_s = snap.uptime_s
+            bar.dead = snap.dead_count
+            bar.read_only = self.spool.read_only
+        self.on_snapshot(snap)
+
+    def on_snapshot(self, snap: ConsoleSnapshot) -> None:
+        """Draw `snap` (no I/O). Override."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in self.DESTRUCTIVE and self.spool.read_only)

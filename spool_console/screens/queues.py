@@ -1,0 +1,379 @@
+"""Screen 2, Queues: every queue; `enter` opens one; `p` pauses/resumes; `n` enqueues a task."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Static
+
+from engine import queues as queue_ops
+from engine.task import TaskInfo, TaskSpec
+from spool_console.engine_host import ConsoleSnapshot, EngineUnavailable
+from spool_console.screens.base import SpoolScreen
+from spool_console.screens.detail import DetailScreen, as_json, fmt_ms_time, record_view
+from spool_console.screens.enqueue_form import EnqueueScreen
+from widgets.breakdown_table import BreakdownTable
+from widgets.depth_panel import DepthPanel
+from widgets.stage_table import fmt_ms
+from widgets.vim_table import VimTable
+
+
+class QueueActions(SpoolScreen):
+    """Pause/resume and enqueue, shared by the queue list and one queue's page."""
+
+    SCREEN_KEY = "2"
+    DESTRUCTIVE: ClassVar[frozenset[str]] = frozenset({"toggle_pause", "enqueue"})
+
+    def current_queue(self) -> str | None:
+        """The queue the keys act on. Override."""
+        return None
+
+    def _paused(self, queue: str) -> bool:
+        return any(q.paused for q in self.host.snapshot.queues if q.queue == queue)
+
+    def action_toggle_pause(self) -> None:
+        """`p`: pause the queue, or resume it when paused."""
+        queue = self.current_queue()
+        if queue is not None:
+            self._toggle(queue, not self._paused(queue))
+
+    @work(group="queue-action")
+    async def _toggle(self, queue: str, pause: bool) -> None:
+        op = queue_ops.pause if pause else queue_ops.resume
+        try:
+            await self.host.call(lambda b: op(b, queue))
+        except (EngineUnavailable, Exception) as exc:
+            self.notify(
+                f"could not {'pause' if pause else 'resume'} {queue}: {exc}", severity="error"
+            )
+            return
+        self.notify(f"{queue} {'paused' if pause else 'resumed'}")
+        self.host.refresh_soon()
+
+    def action_enqueue(self) -> None:
+        """`n`: the enqueue form."""
+        queue = self.current_queue() or self.spool.settings.queues[0]
+        levels = (
+            self.host.broker.keys(queue).levels if self.host.broker else self.host.snapshot.levels
+        )
+        self.app.push_screen(EnqueueScreen(queue, tuple(levels)), self._enqueue_specs)
+
+    def _enqueue_specs(self, specs: list[TaskSpec] | None) -> None:
+        if specs:
+            self._enqueue(specs)
+
+    @work(group="queue-action")
+    async def _enqueue(self, specs: list[TaskSpec]) -> None:
+        try:
+            ids = await self.host.call(lambda b: b.enqueue(specs))
+        except Exception as exc:
+            self.notify(f"enqueue failed: {exc}", severity="error")
+            return
+        first = specs[0]
+        tail = f": {ids[0]}" if len(ids) == 1 else ""
+        self.notify(f"enqueued {len(ids)} × {first.name} to {first.queue}/{first.priority}{tail}")
+        self.host.refresh_soon()
+
+
+class QueuesScreen(QueueActions):
+    """Every queue with depth per level, scheduled, active, dead, paused and wait p95."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open", id="queues.open"),
+        Binding("p", "toggle_pause", "Pause/resume", id="queues.pause"),
+        Binding("n", "enqueue", "Enqueue", id="queues.enqueue"),
+    ]
+    DEFAULT_CSS = """
+    QueuesScreen .panel { border: round $primary 50%; border-title-color: $text-accent; }
+    QueuesScreen #queues-box { height: auto; max-height: 50%; }
+    QueuesScreen #queues { height: auto; max-height: 100%; }
+    QueuesScreen #queues-bottom { height: 1fr; }
+    QueuesScreen #depth-box { width: 1fr; height: 100%; }
+    QueuesScreen #tasks-box { width: 1fr; height: 100%; }
+    QueuesScreen.-narrow #tasks-box { display: none; }
+    QueuesScreen #hint { height: 1; color: $text-muted; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.narrow = False
+
+    def compose(self) -> ComposeResult:
+        yield self.compose_status()
+        levels = self.host.snapshot.levels
+        # Narrow terminals get fewer, denser columns rather than a table that scrolls sideways.
+        self.narrow = self.app.size.width < 120
+        self.set_class(self.narrow, "-narrow")
+        with Vertical(id="queues-box", classes="panel") as box:
+            box.border_title = "Queues (wait and latency: ms over the last 60 s)"
+            if self.narrow:
+                columns = [
+                    ("Queue", "queue"),
+                    ("Pending " + "/".join(lv[0] for lv in levels), "pending"),
+                    ("Sched", "scheduled"),
+                    ("Active", "active"),
+                    ("Dead", "dead"),
+                    ("State", "state"),
+                    ("Wait p95", "wait"),
+                ]
+            else:
+                columns = [
+                    ("Queue", "queue"),
+                    *[(f"{lv}", f"lv:{lv}") for lv in levels],
+                    ("Scheduled", "scheduled"),
+                    ("Active", "active"),
+                    ("Dead", "dead"),
+                    ("State", "state"),
+                    ("Succeeded", "ok"),
+                    ("Failed", "failed"),
+                    ("Wait p95", "wait"),
+                    ("E2E p99", "e2e"),
+                ]
+            yield VimTable(*columns, id="queues")
+        with Horizontal(id="queues-bottom"):
+            with VerticalScroll(id="depth-box", classes="panel") as box:
+                box.border_title = "Depth per priority"
+                yield DepthPanel(id="queue-depth")
+            with Vertical(id="tasks-box", classes="panel") as box:
+                box.border_title = "Per task name (fleet, last 60 s, ms)"
+                yield BreakdownTable("task", id="task-breakdown")
+        yield Static("enter opens a queue · p pauses/resumes · n enqueues a test task", id="hint")
+        yield self.compose_footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VimTable).focus()
+
+    def on_resize(self) -> None:
+        if (self.app.size.width < 120) != self.narrow:
+            self.refresh(recompose=True)
+            self.call_after_refresh(lambda: self.query_one(VimTable).focus())
+
+    def current_queue(self) -> str | None:
+        return self.query_one("#queues", VimTable).cursor_key
+
+    def on_snapshot(self, snap: ConsoleSnapshot) -> None:
+        m = snap.metrics
+        waits = m.breakdown("queue", "queue_wait", 60) if m else {}
+        e2e = m.breakdown("queue", "end_to_end", 60) if m else {}
+        per_queue = {c.event: dict(c.per_queue) for c in m.counters} if m else {}
+        rows = []
+        for q in snap.queues:
+            wait, total = waits.get(q.queue), e2e.get(q.queue)
+            if self.narrow:
+                rows.append(
+                    (
+                        q.queue,
+                        (
+                            q.queue,
+                            "/".join(f"{q.depth_by_level.get(lv, 0):,}" for lv in snap.levels),
+                            f"{q.scheduled:,}",
+                            f"{q.active:,}",
+                            f"{q.dead:,}",
+                            "‖ paused" if q.paused else "running",
+                            fmt_ms(wait.p95_ms) if wait and wait.count else "-",
+                        ),
+                    )
+                )
+                continue
+            rows.append(
+                (
+                    q.queue,
+                    (
+                        q.queue,
+                        *[f"{q.depth_by_level.get(lv, 0):,}" for lv in snap.levels],
+                        f"{q.scheduled:,}",
+                        f"{q.active:,}",
+                        f"{q.dead:,}",
+                        "‖ paused" if q.paused else "running",
+                        f"{per_queue.get('succeeded', {}).get(q.queue, 0):,}",
+                        f"{per_queue.get('failed', {}).get(q.queue, 0):,}",
+                        fmt_ms(wait.p95_ms) if wait and wait.count else "-",
+                        fmt_ms(total.p99_ms) if total and total.count else "-",
+                    ),
+                )
+            )
+        self.query_one("#queues", VimTable).sync(rows)
+        self.query_one(DepthPanel).show(snap.queues, bar_width=20 if self.narrow else 36)
+        self.query_one(BreakdownTable).show(snap.metrics)
+
+    def action_open(self) -> None:
+        """`enter`: the queue's first tasks per level."""
+        queue = self.current_queue()
+        if queue:
+            self.app.push_screen(QueueDetailScreen(queue))
+
+    def on_data_table_row_selected(self) -> None:
+        self.action_open()
+
+
+def task_view(info: TaskInfo) -> DetailScreen:
+    """A task whole: fields, args, kwargs, result, error and traceback."""
+    fields = [
+        ("id", info.id),
+        ("queue", info.queue),
+        ("state", str(info.state)),
+        ("task", info.name),
+        ("priority", info.priority or "-"),
+        ("attempts", f"{info.attempts} (max retries {info.max_retries})"),
+        ("enqueued", fmt_ms_time(info.enqueued_at_ms)),
+    ]
+    if info.lease_deadline_ms:
+        fields.append(("lease until", fmt_ms_time(info.lease_deadline_ms)))
+    if info.due_at_ms:
+        fields.append(("due", fmt_ms_time(info.due_at_ms)))
+    if info.died_at_ms:
+        fields.append(("died", fmt_ms_time(info.died_at_ms)))
+    if info.finished_at_ms:
+        fields.append(("finished", fmt_ms_time(info.finished_at_ms)))
+    if info.result_ttl_ms is not None:
+        fields.append(("result TTL", f"{info.result_ttl_ms / 1000:,.0f} s left"))
+    if info.reason:
+        fields.append(("reason", info.reason))
+    blocks = [("args", as_json(info.args), "json"), ("kwargs", as_json(info.kwargs), "json")]
+    if info.result is not None:
+        blocks.append(("result", as_json(info.result), "json"))
+    if info.error:
+        blocks.append((f"error ({info.exc_type or 'Error'})", info.error, "text"))
+    if info.traceback:
+        blocks.append(("traceback", info.traceback, "pytb"))
+    return DetailScreen(f"Task {info.id} · {info.name} · {info.state}", record_view(fields, blocks))
+
+
+class QueueDetailScreen(QueueActions):
+    """One queue: its counts and the next tasks of each level; `enter` shows a task whole."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="queue.back"),
+        Binding("enter", "open_task", "Task", id="queue.task"),
+        Binding("p", "toggle_pause", "Pause/resume", id="queue.pause"),
+        Binding("n", "enqueue", "Enqueue", id="queue.enqueue"),
+    ]
+    DEFAULT_CSS = """
+    QueueDetailScreen #queue-head { height: auto; padding: 0 1; border: round $primary 50%; }
+    QueueDetailScreen #tasks-empty { color: $text-muted; padding: 1 2; display: none; }
+    QueueDetailScreen #tasks-box {
+        height: 1fr; border: round $primary 50%; border-title-color: $text-accent;
+    }
+    """
+    PEEK = 20
+
+    def __init__(self, queue: str) -> None:
+        super().__init__()
+        self.queue = queue
+
+    def compose(self) -> ComposeResult:
+        yield self.compose_status()
+        yield Static(self.queue, id="queue-head")
+        with Vertical(id="tasks-box") as box:
+            box.border_title = f"Next {self.PEEK} tasks of each level (fetch order)"
+            yield VimTable(
+                ("Level", "level"),
+                ("#", "pos"),
+                ("Id", "id"),
+                ("Task", "task"),
+                ("Args", "args"),
+                ("Attempts", "att"),
+                ("Enqueued", "ea"),
+                id="tasks",
+            )
+            yield Static(
+                "No pending tasks: the workers keep up (or the queue is empty). Paused queues"
+                " keep theirs here; `n` enqueues one.",
+                id="tasks-empty",
+            )
+        yield self.compose_footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VimTable).focus()
+
+    def current_queue(self) -> str | None:
+        return self.queue
+
+    def action_back(self) -> None:
+        """`escape`: back to the queue list."""
+        self.app.pop_screen()
+
+    def on_snapshot(self, snap: ConsoleSnapshot) -> None:
+        stats = next((q for q in snap.queues if q.queue == self.queue), None)
+        head = self.query_one("#queue-head", Static)
+        if stats is None:
+            head.update(f"[b]{self.queue}[/b] · unknown queue")
+        else:
+            depth = " · ".join(f"{lv} {stats.depth_by_level.get(lv, 0):,}" for lv in stats.levels)
+            state = "[b yellow]‖ PAUSED[/]" if stats.paused else "[green]running[/]"
+            head.update(
+                f"[b]{self.queue}[/b]  {state}  ·  pending {depth}"
+                f"  ·  scheduled {stats.scheduled:,}"
+                f"  ·  active {stats.active:,}  ·  dead {stats.dead:,}"
+            )
+        if snap.connected:
+            self._peek()
+
+    @work(exclusive=True, group="peek")
+    async def _peek(self) -> None:
+        queue = self.queue
+
+        async def peek_all(b) -> list[TaskInfo]:
+            out: list[TaskInfo] = []
+            for level in b.keys(queue).levels:
+                out.extend(await queue_ops.peek(b, queue, level, self.PEEK))
+            return out
+
+        try:
+            infos = await self.host.call(peek_all)
+        except Exception:
+            return
+        import time
+
+        now = time.time()
+        rows = []
+        counters: dict[str, int] = {}
+        for info in infos:
+            pos = counters[info.priority] = counters.get(info.priority, 0) + 1
+            age = f"{now - info.enqueued_at_ms / 1000:,.1f} s ago" if info.enqueued_at_ms else "-"
+            args = as_json(info.args).replace("\n", " ")
+            rows.append(
+                (
+                    info.id,
+                    (
+                        info.priority,
+                        str(pos),
+                        info.id[:12],
+                        info.name,
+                        args[:40],
+                        str(info.attempts),
+                        age,
+                    ),
+                )
+            )
+        self.query_one("#tasks", VimTable).sync(rows)
+        empty = self.query_one("#tasks-empty", Static)
+        empty.display = not rows
+
+    def action_open_task(self) -> None:
+        """`enter`: the task under the cursor, whole."""
+        task_id = self.query_one("#tasks", VimTable).cursor_key
+        if task_id:
+            self._open_task(task_id)
+
+    def on_data_table_row_selected(self) -> None:
+        self.action_open_task()
+
+    @work(group="task")
+    async def _open_task(self, task_id: str) -> None:
+        queue = self.queue
+        try:
+            info = await self.host.call(lambda b: queue_ops.task_status(b, task_id, queue))
+        except Exception as exc:
+            self.notify(f"could not read task: {exc}", severity="error")
+            return
+        if info is None:
+            self.notify(
+                f"task {task_id[:12]} is gone (finished and its result expired)", severity="warning"
+            )
+            return
+        self.app.push_screen(task_view(info))

@@ -1,0 +1,303 @@
+"""Screen 4, Workers: every process sharing the Redis, and the local pool's auto-scaler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label
+
+from engine.worker.pool import WorkerPool
+from spool_console.engine_host import ConsoleSnapshot
+from spool_console.screens.base import SpoolScreen
+from widgets.scaler_panel import ScalerPanel
+from widgets.slots_table import SlotsTable
+from widgets.status_bar import fmt_duration
+from widgets.vim_table import VimTable
+
+
+class NumbersScreen(ModalScreen[tuple[int, ...] | None]):
+    """A tiny form of whole numbers (pin concurrency; min/max bounds)."""
+
+    DEFAULT_CSS = """
+    NumbersScreen { align: center middle; }
+    NumbersScreen > Vertical {
+        width: 50; height: auto; border: thick $primary; background: $surface; padding: 0 1;
+    }
+    NumbersScreen #title { text-style: bold; }
+    NumbersScreen #error { color: $error; }
+    NumbersScreen Horizontal { height: auto; align-horizontal: right; }
+    NumbersScreen Button { margin-left: 2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="numbers.cancel")
+    ]
+
+    def __init__(self, title: str, fields: list[tuple[str, int]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.fields = fields
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, id="title")
+            for i, (label, value) in enumerate(self.fields):
+                yield Label(label)
+                yield Input(str(value), type="integer", id=f"n{i}")
+            yield Label("", id="error")
+            with Horizontal():
+                yield Button("Cancel", id="cancel")
+                yield Button("Apply", id="apply", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#n0", Input).focus()
+
+    def _submit(self) -> None:
+        try:
+            values = tuple(
+                int(self.query_one(f"#n{i}", Input).value) for i in range(len(self.fields))
+            )
+        except ValueError:
+            self.query_one("#error", Label).update("whole numbers only")
+            return
+        if any(v < 1 for v in values):
+            self.query_one("#error", Label).update("must be at least 1")
+            return
+        self.dismiss(values)
+
+    def on_input_submitted(self) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "apply":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        """Nothing changes."""
+        self.dismiss(None)
+
+
+class WorkersScreen(SpoolScreen):
+    """Fleet table and the local auto-scaler with its controls."""
+
+    SCREEN_KEY = "4"
+    POOL_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"max_up", "max_down", "min_up", "min_down", "bounds", "pin", "unpin"}
+    )
+    DESTRUCTIVE: ClassVar[frozenset[str]] = POOL_ACTIONS
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("plus", "max_up", "Max +1", key_display="+", id="workers.max_up"),
+        Binding("minus", "max_down", "Max −1", key_display="-", id="workers.max_down"),
+        Binding("greater_than_sign", "min_up", "Min +1", key_display=">", id="workers.min_up"),
+        Binding("less_than_sign", "min_down", "Min −1", key_display="<", id="workers.min_down"),
+        Binding("b", "bounds", "Bounds…", id="workers.bounds"),
+        Binding("p", "pin", "Pin…", id="workers.pin"),
+        Binding("u", "unpin", "Unpin", id="workers.unpin"),
+    ]
+    DEFAULT_CSS = """
+    WorkersScreen .panel { border: round $primary 50%; border-title-color: $text-accent; }
+    WorkersScreen #fleet-box { height: auto; max-height: 40%; }
+    WorkersScreen #fleet { height: auto; max-height: 100%; }
+    WorkersScreen #local { height: 1fr; }
+    WorkersScreen #scaler-box { width: 3fr; height: 100%; }
+    WorkersScreen #slots-box { width: 2fr; height: 100%; }
+    WorkersScreen.-narrow #slots-box { display: none; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.narrow = False
+
+    def compose(self) -> ComposeResult:
+        yield self.compose_status()
+        self.narrow = self.app.size.width < 120
+        self.set_class(self.narrow, "-narrow")
+        with Vertical(id="fleet-box", classes="panel") as box:
+            box.border_title = "Fleet: every process sharing this Redis"
+            if self.narrow:
+                yield VimTable(
+                    ("Process", "proc"),
+                    ("Conc.", "conc"),
+                    ("In flight", "inflight"),
+                    ("Processed", "processed"),
+                    ("Failed", "failed"),
+                    ("Beat", "beat"),
+                    id="fleet",
+                )
+            else:
+                yield VimTable(
+                    ("Host", "host"),
+                    ("PID", "pid"),
+                    ("Queues", "queues"),
+                    ("Conc.", "conc"),
+                    ("In flight", "inflight"),
+                    ("Processed", "processed"),
+                    ("Failed", "failed"),
+                    ("Uptime", "uptime"),
+                    ("Heartbeat", "beat"),
+                    ("", "local"),
+                    id="fleet",
+                )
+        with Horizontal(id="local"):
+            with Vertical(id="scaler-box", classes="panel") as box:
+                box.border_title = (
+                    "Local auto-scaler"
+                    if self.spool.read_only
+                    else "Local auto-scaler  (+/- max · >/< min · b bounds · p pin · u unpin)"
+                )
+                yield ScalerPanel(decisions=12, id="local-scaler")
+            with Vertical(id="slots-box", classes="panel") as box:
+                box.border_title = "Local pool slots: running now"
+                yield SlotsTable(id="slots", cursor_type="none")
+        yield self.compose_footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VimTable).focus()
+
+    def on_resize(self) -> None:
+        if (self.app.size.width < 120) != self.narrow:
+            self.refresh(recompose=True)
+            self.call_after_refresh(lambda: self.query_one(VimTable).focus())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        allowed = super().check_action(action, parameters)
+        if not allowed:
+            return allowed
+        if action in self.POOL_ACTIONS:
+            pool = self.host.snapshot.pool
+            if pool is None and self.host.settings.workers == 0:
+                return False
+            if action == "unpin" and pool is not None and not pool.pinned:
+                return None  # shown dimmed
+        return True
+
+    def on_snapshot(self, snap: ConsoleSnapshot) -> None:
+        now = time.time()
+        local = snap.pool.worker_id if snap.pool else None
+        rows = []
+        for w in snap.workers:
+            conc = f"{w.concurrency}" + (
+                " pinned" if w.pinned else f" ({w.min_concurrency}–{w.max_concurrency})"
+            )
+            beat = f"{max(0.0, now - w.last_seen_s):,.1f} s ago"
+            if self.narrow:
+                mine = " ◀ this console" if w.id == local else ""
+                rows.append(
+                    (
+                        w.id,
+                        (
+                            f"{w.host}:{w.pid}{mine}",
+                            conc,
+                            f"{w.in_flight:,}",
+                            f"{w.processed:,}",
+                            f"{w.failed:,}",
+                            beat,
+                        ),
+                    )
+                )
+                continue
+            rows.append(
+                (
+                    w.id,
+                    (
+                        w.host,
+                        str(w.pid),
+                        ",".join(w.queues),
+                        f"{w.concurrency}"
+                        + (
+                            " pinned" if w.pinned else f" ({w.min_concurrency}–{w.max_concurrency})"
+                        ),
+                        f"{w.in_flight:,}",
+                        f"{w.processed:,}",
+                        f"{w.failed:,}",
+                        fmt_duration(w.uptime_s),
+                        f"{max(0.0, now - w.last_seen_s):,.1f} s ago",
+                        "◀ this console" if w.id == local else "",
+                    ),
+                )
+            )
+        self.query_one("#fleet", VimTable).sync(rows)
+        self.query_one(ScalerPanel).show(snap.pool, now_s=snap.taken_at_s)
+        self.query_one(SlotsTable).show(snap.pool)
+        self.refresh_bindings()
+
+    # -- controls -----------------------------------------------------------------------------
+    def _bounds(self) -> tuple[int, int]:
+        pool = self.host.snapshot.pool
+        if pool is None:
+            s = self.host.settings
+            return s.min_workers, s.max_workers
+        return pool.min_concurrency, pool.max_concurrency
+
+    def action_max_up(self) -> None:
+        """`+`: raise the maximum by one."""
+        lo, hi = self._bounds()
+        self._set_bounds(lo, hi + 1)
+
+    def action_max_down(self) -> None:
+        """`-`: lower the maximum by one (not below the minimum)."""
+        lo, hi = self._bounds()
+        self._set_bounds(min(lo, max(1, hi - 1)), max(1, hi - 1))
+
+    def action_min_up(self) -> None:
+        """`>`: raise the minimum by one (the maximum follows)."""
+        lo, hi = self._bounds()
+        self._set_bounds(lo + 1, max(hi, lo + 1))
+
+    def action_min_down(self) -> None:
+        """`<`: lower the minimum by one."""
+        lo, hi = self._bounds()
+        self._set_bounds(max(1, lo - 1), hi)
+
+    def action_bounds(self) -> None:
+        """`b`: type new min/max."""
+        lo, hi = self._bounds()
+
+        def done(values: tuple[int, ...] | None) -> None:
+            if values:
+                lo2, hi2 = values
+                if lo2 > hi2:
+                    self.notify("min must not exceed max", severity="error")
+                    return
+                self._set_bounds(lo2, hi2)
+
+        self.app.push_screen(
+            NumbersScreen("Auto-scaler bounds", [("Minimum", lo), ("Maximum", hi)]), done
+        )
+
+    def action_pin(self) -> None:
+        """`p`: fix the concurrency."""
+        pool = self.host.snapshot.pool
+        current = pool.concurrency if pool else self._bounds()[0]
+
+        def done(values: tuple[int, ...] | None) -> None:
+            if values:
+                n = values[0]
+                self._control(lambda p: p.pin(n), f"pinned at {n}")
+
+        self.app.push_screen(NumbersScreen("Pin concurrency", [("Concurrency", current)]), done)
+
+    def action_unpin(self) -> None:
+        """`u`: back to automatic scaling."""
+        self._control(lambda p: p.unpin(), "unpinned: automatic scaling")
+
+    def _set_bounds(self, lo: int, hi: int) -> None:
+        self._control(lambda p: p.set_bounds(lo, hi), f"bounds now {lo}–{hi}")
+
+    @work(group="pool-control")
+    async def _control(self, fn: Callable[[WorkerPool], Any], message: str) -> None:
+        try:
+            await self.host.call_pool(fn)
+        except Exception as exc:
+            self.notify(f"could not change the pool: {exc}", severity="error")
+            return
+        self.notify(message)
+        self.host.refresh_soon()

@@ -1,0 +1,113 @@
+"""Console screen 2 (queues): pause/resume, the enqueue form, a queue's page, a task whole."""
+
+from __future__ import annotations
+
+from engine.broker import Broker
+from engine.config import EngineConfig
+from engine.queues import queue_stats
+from engine.task import TaskSpec
+from spool_console.screens.detail import DetailScreen
+from spool_console.screens.enqueue_form import EnqueueScreen
+from spool_console.screens.queues import QueueDetailScreen, QueuesScreen
+from spool_console.testing import make_app, make_settings, screen_text, wait_until
+from widgets.vim_table import VimTable
+
+
+async def open_queues(pilot, queue: str = "default") -> QueuesScreen:
+    await pilot.press("2")
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: (
+            isinstance(app.screen, QueuesScreen)
+            and queue in app.screen.query_one("#queues", VimTable).row_keys()
+        ),
+        what=f"queue {queue} listed",
+    )
+    return app.screen
+
+
+async def test_pause_and_resume_from_queues_screen(redis_url, prefix, redis) -> None:
+    app = make_app(make_settings(redis_url, prefix))
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        await open_queues(pilot)
+        await pilot.press("p")
+        await wait_until(
+            pilot, lambda: any("default paused" in n.message for n in app._notifications)
+        )
+        assert (await queue_stats(broker, "default")).paused
+        await wait_until(pilot, lambda: "‖ paused" in screen_text(app), what="paused shown")
+        await pilot.press("p")
+        await wait_until(
+            pilot, lambda: any("default resumed" in n.message for n in app._notifications)
+        )
+        assert not (await queue_stats(broker, "default")).paused
+
+
+async def test_enqueue_form_puts_tasks_in_redis(redis_url, prefix, redis) -> None:
+    app = make_app(make_settings(redis_url, prefix))
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        await open_queues(pilot)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, EnqueueScreen))
+        form = app.screen
+        form.query_one("#args").value = "[5]"
+        form.query_one("#count").value = "3"
+        form.query_one("#name").value = "spool.sleep"
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot, lambda: any("enqueued 3 × spool.sleep" in n.message for n in app._notifications)
+        )
+        stats = await queue_stats(broker, "default")
+        assert stats.depth_by_level["default"] == 3
+
+
+async def test_enqueue_form_rejects_bad_json_and_cancels(redis_url, prefix, redis) -> None:
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await open_queues(pilot)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, EnqueueScreen))
+        app.screen.query_one("#args").value = "[not json"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, EnqueueScreen)
+        assert "not JSON" in str(app.screen.query_one("#error").render())
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen))
+    stats = await queue_stats(Broker(redis, EngineConfig(prefix=prefix)), "default")
+    assert stats.pending == 0
+
+
+async def test_queue_page_and_task_detail(redis_url, prefix, redis) -> None:
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    await broker.enqueue(
+        [
+            TaskSpec(
+                "spool.sleep", args=[7], kwargs={"why": "detail"}, queue="orders", priority="high"
+            ),
+            TaskSpec("spool.noop", queue="orders", priority="low"),
+        ]
+    )
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_queues(pilot, "orders")
+        table = screen.query_one("#queues", VimTable)
+        while table.cursor_key != "orders":
+            await pilot.press("j")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
+        tasks = app.screen.query_one("#tasks", VimTable)
+        await wait_until(pilot, lambda: tasks.row_count == 2, what="two tasks peeked")
+        await pilot.press("enter")  # the high task is first in fetch order
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await wait_until(pilot, lambda: "spool.sleep" in screen_text(app), what="task shown")
+        text = screen_text(app)
+        assert "spool.sleep" in text and '"why": "detail"' in text and "pending" in text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen))
+        await pilot.press("escape")  # escape on a top screen never quits
+        assert app.is_running and isinstance(app.screen, QueuesScreen)
