@@ -734,7 +734,7 @@ class WorkerPool:
             pid=pid,
             queues=tuple(self.settings.queues),
             concurrency=self.target,
-            in_flight=len(self._inflight),
+            in_flight=self._running_count + self._local.qsize(),
             processed=self.counts["processed"],
             failed=self.counts["failed"],
             started_at_s=self._started_wall,
