@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
 from redis.asyncio import RedisCluster
+from support.polling import wait_for
 
 from engine import dead, queues
 from engine.broker import Broker
@@ -52,13 +51,6 @@ async def cluster(cluster_url: str) -> AsyncIterator[tuple[RedisCluster, str]]:
         await client.aclose()
 
 
-async def _until(predicate, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_queue_keys_span_slots_and_scripts_work(cluster: tuple[RedisCluster, str]) -> None:
     redis, prefix = cluster
     broker = Broker(redis, EngineConfig(prefix=prefix, lease_s=0.2))
@@ -85,7 +77,7 @@ async def test_queue_keys_span_slots_and_scripts_work(cluster: tuple[RedisCluste
     async def reaped() -> bool:
         return (await broker.reap("b")).requeued == 1
 
-    await _until(reaped)
+    await wait_for(reaped)
     assert (await queues.queue_stats(broker, "b")).pending == 1
 
 
@@ -111,7 +103,7 @@ async def test_pool_drains_several_queues_and_dead_letters_requeue(
                 and pool.counts["processed"] == 901
             )
 
-        await _until(drained)
+        await wait_for(drained)
         assert pool.counts["succeeded"] == 900 and pool.counts["dead"] == 1
         await pool.publisher.publish_once()
         fleet = await fetch_fleet_snapshot(redis, prefix)

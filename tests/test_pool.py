@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from support.polling import wait_for
 
 from engine.broker import Broker
 from engine.client import Client
@@ -23,20 +23,6 @@ from engine.task import TaskContext, TaskRegistry, TaskSpec, TaskState, task
 from engine.worker.pool import PoolSettings, WorkerPool
 
 Q = "default"
-
-
-async def wait_for(fn: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
-    """Poll `fn` (sync or async) until it returns something truthy; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = fn()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what or fn} (last: {value!r})")
-        await asyncio.sleep(0.01)
 
 
 def make_broker(redis: Redis, prefix: str, **overrides: Any) -> Broker:
@@ -59,9 +45,7 @@ def make_settings(**overrides: Any) -> PoolSettings:
 
 
 @asynccontextmanager
-async def running(
-    broker: Broker, reg: TaskRegistry, **settings: Any
-) -> AsyncIterator[WorkerPool]:
+async def running(broker: Broker, reg: TaskRegistry, **settings: Any) -> AsyncIterator[WorkerPool]:
     pool = WorkerPool(broker, make_settings(**settings), registry=reg)
     await pool.start()
     try:
@@ -108,8 +92,12 @@ async def test_async_and_sync_handlers_see_their_context(redis: Redis, prefix: s
 
     @task(name="t.sync", registry=reg)
     def in_thread(x: int, ctx: TaskContext) -> dict[str, Any]:
-        return {"x": x * 2, "id": ctx.id, "attempt": ctx.attempt,
-                "thread": threading.current_thread().name}
+        return {
+            "x": x * 2,
+            "id": ctx.id,
+            "attempt": ctx.attempt,
+            "thread": threading.current_thread().name,
+        }
 
     broker = make_broker(redis, prefix)
     client = await Client(config=broker.config, redis=redis).connect()

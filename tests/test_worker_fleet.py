@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from support.polling import wait_for
 
 from engine import __version__
 from engine.broker import Broker
@@ -21,19 +22,6 @@ from engine.queues import task_status
 from engine.task import TaskRegistry, TaskSpec, TaskState
 from engine.worker import registry
 from engine.worker.pool import PoolSettings, WorkerPool
-
-
-async def wait_for(fn: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = fn()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what} (last: {value!r})")
-        await asyncio.sleep(0.01)
 
 
 def settings(**kw: Any) -> PoolSettings:
@@ -84,8 +72,17 @@ async def test_stale_and_corrupt_records_disappear(redis: Redis, prefix: str) ->
 
     def rec(wid: str, last_seen: float) -> registry.WorkerRecord:
         return registry.WorkerRecord(
-            id=wid, host="h", pid=1, queues=("default",), concurrency=5, in_flight=0,
-            processed=0, failed=0, started_at_s=now - 100, last_seen_s=last_seen, version="x",
+            id=wid,
+            host="h",
+            pid=1,
+            queues=("default",),
+            concurrency=5,
+            in_flight=0,
+            processed=0,
+            failed=0,
+            started_at_s=now - 100,
+            last_seen_s=last_seen,
+            version="x",
         )
 
     await registry.heartbeat(redis, keys, rec("fresh", now - 1))

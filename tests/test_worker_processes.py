@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from support.polling import wait_for as _wait_for
 
 from engine.broker import Broker
 from engine.config import EngineConfig
@@ -43,12 +44,26 @@ class Procs:
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
                 [
-                    sys.executable, "-m", "spool_console.cli", "--no-ui",
-                    "--redis-url", self.redis_url, "--prefix", self.prefix,
-                    "--tasks", "tests.workers_support.tasks", "--lease", "1",
-                    "--status-interval", "1", *extra,
+                    sys.executable,
+                    "-m",
+                    "spool_console.cli",
+                    "--no-ui",
+                    "--redis-url",
+                    self.redis_url,
+                    "--prefix",
+                    self.prefix,
+                    "--tasks",
+                    "tests.workers_support.tasks",
+                    "--lease",
+                    "1",
+                    "--status-interval",
+                    "1",
+                    *extra,
                 ],
-                cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
             )
         proc.log_path = log  # type: ignore[attr-defined]
         self.started.append(proc)
@@ -75,16 +90,8 @@ def log_of(proc: subprocess.Popen[bytes]) -> str:
 
 
 async def wait_for(fn: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = fn()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what} (last: {value!r})")
-        await asyncio.sleep(0.02)
+    """Processes start slowly: a longer default deadline than the shared helper's."""
+    return await _wait_for(fn, timeout_s, what)
 
 
 async def wait_exit(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> int:
@@ -111,9 +118,7 @@ async def test_sigkill_in_flight_tasks_are_completed_by_another_process(
     broker = broker_for(redis, prefix)
     ids = await broker.enqueue([TaskSpec("ws.slow_first", args=[30_000]) for _ in range(6)])
     first = procs.start("--concurrency", "8")
-    await wait_for(
-        lambda: _active_is(broker, 6), what="all 6 in flight in the first process"
-    )
+    await wait_for(lambda: _active_is(broker, 6), what="all 6 in flight in the first process")
     first.send_signal(signal.SIGKILL)
     assert await wait_exit(first) == -signal.SIGKILL
     second = procs.start("--concurrency", "8")

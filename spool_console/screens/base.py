@@ -11,6 +11,7 @@ from textual.widgets import Footer
 
 from spool_console.engine_host import ConsoleSnapshot, EngineHost
 from widgets.status_bar import StatusBar
+from widgets.vim_table import VimTable
 
 if TYPE_CHECKING:
     from spool_console.app import SpoolApp
@@ -75,6 +76,13 @@ class SpoolScreen(Screen[None]):
 
     def on_snapshot(self, snap: ConsoleSnapshot) -> None:
         """Draw `snap` (no I/O). Override."""
+
+    def recompose_if_narrow_changed(self, narrow: bool, threshold: int = 120) -> None:
+        """Recompose when the app crosses `threshold` columns: screens whose tables pick
+        their columns at compose time call this from `on_resize`."""
+        if (self.app.size.width < threshold) != narrow:
+            self.refresh(recompose=True)
+            self.call_after_refresh(lambda: self.query_one(VimTable).focus())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in self.DESTRUCTIVE and self.spool.read_only)

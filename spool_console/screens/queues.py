@@ -148,9 +148,7 @@ class QueuesScreen(QueueActions):
         self.query_one(VimTable).focus()
 
     def on_resize(self) -> None:
-        if (self.app.size.width < 120) != self.narrow:
-            self.refresh(recompose=True)
-            self.call_after_refresh(lambda: self.query_one(VimTable).focus())
+        self.recompose_if_narrow_changed(self.narrow)
 
     def current_queue(self) -> str | None:
         return self.query_one("#queues", VimTable).cursor_key

@@ -163,9 +163,7 @@ class WorkersScreen(SpoolScreen):
         self.query_one(VimTable).focus()
 
     def on_resize(self) -> None:
-        if (self.app.size.width < 120) != self.narrow:
-            self.refresh(recompose=True)
-            self.call_after_refresh(lambda: self.query_one(VimTable).focus())
+        self.recompose_if_narrow_changed(self.narrow)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         allowed = super().check_action(action, parameters)
