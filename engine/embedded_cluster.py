@@ -65,9 +65,13 @@ class EmbeddedCluster:
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedCluster:
         """Start the nodes, assign the slots and wait until the cluster reports `ok`."""
-        for server in self.servers:
-            server.data_dir.mkdir(parents=True, exist_ok=True)
-            server.start()
+        try:
+            for server in self.servers:
+                server.data_dir.mkdir(parents=True, exist_ok=True)
+                server.start()
+        except BaseException:
+            self.stop()  # a node that fails must not leave the others running
+            raise
         cli = str(Path(_valkey_executable()).with_name("valkey-cli"))
         addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
         done = subprocess.run(
