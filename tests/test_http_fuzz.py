@@ -43,6 +43,7 @@ field_values = {
     "max_retries": st.integers(-5, 2000),
     "timeout": st.floats(-1, 1e9),
     "delay": st.floats(-1, 1e12) | st.integers(-(2**70), 2**70),
+    "eta": st.floats(-1, 1e12) | st.integers(-(2**70), 2**70),
     "id": st.text(max_size=30),
 }
 task_bodies = st.fixed_dictionaries(

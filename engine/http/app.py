@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import orjson
@@ -13,41 +13,18 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from engine.broker import Broker
-from engine.http import handlers_dead, handlers_ops, handlers_queues, handlers_tasks
 from engine.http.auth import make_auth_middleware
 from engine.http.coalesce import EnqueueCoalescer
 from engine.http.context import CTX, HttpContext
 from engine.http.errors import make_error_middleware
 from engine.http.fastredis import fail_fast_client, redis_password
 from engine.http.openapi import build_openapi
+from engine.http.routes import ROUTES
 from engine.metrics.publisher import SnapshotPublisher
 from engine.metrics.recorder import MetricsRecorder
 
 if TYPE_CHECKING:
     from engine.worker.pool import WorkerPool
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-#: Every route: (method, path, handler). The OpenAPI test checks the document against this.
-ROUTES: tuple[tuple[str, str, Handler], ...] = (
-    ("POST", "/v1/tasks", handlers_tasks.post_task),
-    ("POST", "/v1/tasks/batch", handlers_tasks.post_batch),
-    ("GET", "/v1/tasks/{id}", handlers_tasks.get_task),
-    ("GET", "/v1/queues", handlers_queues.list_queues),
-    ("POST", "/v1/queues/{queue}/pause", handlers_queues.pause_queue),
-    ("POST", "/v1/queues/{queue}/resume", handlers_queues.resume_queue),
-    ("GET", "/v1/dead", handlers_dead.list_dead),
-    ("GET", "/v1/dead/groups", handlers_dead.dead_groups),
-    ("POST", "/v1/dead/requeue", handlers_dead.requeue),
-    ("DELETE", "/v1/dead/{id}", handlers_dead.delete_dead),
-    ("GET", "/v1/workers", handlers_ops.list_workers),
-    ("GET", "/v1/stats", handlers_ops.get_stats),
-    ("GET", "/metrics", handlers_ops.get_metrics),
-    ("GET", "/healthz", handlers_ops.healthz),
-    ("GET", "/readyz", handlers_ops.readyz),
-    ("GET", "/v1/openapi.json", handlers_ops.openapi),
-)
-
 
 def build_app(
     broker: Broker,
@@ -83,7 +60,7 @@ def build_app(
     if recorder is None:
         recorder = pool.recorder if pool is not None else MetricsRecorder(_ingress_id())
     coalescer = EnqueueCoalescer(http_broker, recorder, max_batch=max_batch)
-    document = build_openapi(max_batch=max_batch, max_body_bytes=max_body_bytes)
+    document = build_openapi(ROUTES, max_batch=max_batch, max_body_bytes=max_body_bytes)
     app[CTX] = HttpContext(
         broker=http_broker,
         recorder=recorder,
@@ -92,8 +69,8 @@ def build_app(
         max_body_bytes=max_body_bytes,
         openapi_json=orjson.dumps(document),
     )
-    for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
 
     async def resources(_app: web.Application) -> AsyncIterator[None]:
         publisher = None

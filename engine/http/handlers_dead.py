@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
+import msgspec
 from aiohttp import web
 
 from engine import dead as dead_ops
 from engine.broker import Broker
 from engine.dead import DeadFilter
 from engine.http.context import ctx
-from engine.http.errors import ApiError, json_response
-from engine.http.validation import query_limit, query_str, read_json, requeue_request
+from engine.http.contract import (
+    DeadFilterQuery,
+    DeadGroups,
+    DeadGroupView,
+    DeadListQuery,
+    DeadPage,
+    DeadView,
+    Deleted,
+    Requeued,
+    RequeueRequest,
+    TaskQuery,
+)
+from engine.http.errors import ApiError, reply
+from engine.http.validation import read_body, read_query, requeue_scope
 
 
 def _invalid(exc: ValueError) -> ApiError:
@@ -22,47 +32,38 @@ def _invalid(exc: ValueError) -> ApiError:
 async def list_dead(request: web.Request) -> web.Response:
     """GET /v1/dead?queue=&task=&error=&limit=&cursor= → {"items", "cursor"}, newest first."""
     c = ctx(request)
-    flt = DeadFilter(
-        queue=query_str(request, "queue"),
-        task=query_str(request, "task"),
-        error=query_str(request, "error"),
-    )
-    limit = query_limit(request)
+    q = read_query(request, DeadListQuery)
+    flt = DeadFilter(queue=q.queue, task=q.task, error=q.error)
     try:
-        page = await dead_ops.list_dead(c.broker, flt, limit, query_str(request, "cursor"))
+        page = await dead_ops.list_dead(c.broker, flt, q.limit, q.cursor)
     except ValueError as exc:  # invalid queue name or cursor
         raise _invalid(exc) from None
-    return json_response({"items": [i.to_dict() for i in page.items], "cursor": page.cursor})
+    items = [DeadView(**i.to_dict()) for i in page.items]
+    return reply(DeadPage(items=items, cursor=page.cursor))
 
 
 async def dead_groups(request: web.Request) -> web.Response:
     """GET /v1/dead/groups[?queue=&task=&error=] → dead letters grouped by error fingerprint."""
     c = ctx(request)
-    flt = DeadFilter(
-        queue=query_str(request, "queue"),
-        task=query_str(request, "task"),
-        error=query_str(request, "error"),
-    )
+    q = read_query(request, DeadFilterQuery)
     try:
-        groups = await dead_ops.dead_groups(c.broker, flt)
+        groups = await dead_ops.dead_groups(
+            c.broker, DeadFilter(queue=q.queue, task=q.task, error=q.error)
+        )
     except ValueError as exc:
         raise _invalid(exc) from None
-    out: list[dict[str, Any]] = []
-    for g in groups:
-        d = asdict(g)
-        d["tasks"], d["queues"] = list(g.tasks), list(g.queues)
-        out.append(d)
-    return json_response({"groups": out})
+    return reply(DeadGroups(groups=[msgspec.convert(g, DeadGroupView, from_attributes=True)
+                                    for g in groups]))
 
 
 async def requeue(request: web.Request) -> web.Response:
     """POST /v1/dead/requeue {"ids", "queue"?} | {"all": true, "queue", "task"?, "error"?}."""
     c = ctx(request)
-    req = requeue_request(await read_json(request, c.max_body_bytes), c.max_batch)
+    req = requeue_scope(await read_body(request, RequeueRequest, c.max_body_bytes), c.max_batch)
     try:
         if req.ids is None:
             flt = DeadFilter(queue=req.queue, task=req.task, error=req.error)
-            return json_response({"requeued": await dead_ops.requeue_matching(c.broker, flt)})
+            return reply(Requeued(requeued=await dead_ops.requeue_matching(c.broker, flt)))
         by_queue: dict[str, list[str]] = {}
         if req.queue is not None:
             c.broker.keys(req.queue)  # validate before the script call
@@ -74,7 +75,7 @@ async def requeue(request: web.Request) -> web.Response:
             n += await dead_ops.requeue_dead(c.broker, queue, ids)
     except ValueError as exc:
         raise _invalid(exc) from None
-    return json_response({"requeued": n})
+    return reply(Requeued(requeued=n))
 
 
 async def _locate_dead(broker: Broker, ids: list[str]) -> dict[str, list[str]]:
@@ -105,7 +106,7 @@ async def delete_dead(request: web.Request) -> web.Response:
     """DELETE /v1/dead/{id}[?queue=] → {"deleted": 1}; 404 when no such dead letter."""
     c = ctx(request)
     task_id = request.match_info["id"]
-    queue = query_str(request, "queue")
+    queue = read_query(request, TaskQuery).queue
     try:
         if queue is None:
             item = await dead_ops.find_dead(c.broker, task_id)
@@ -115,4 +116,4 @@ async def delete_dead(request: web.Request) -> web.Response:
         raise _invalid(exc) from None
     if not n:
         raise ApiError(404, "not_found", f"no dead letter {task_id!r}")
-    return json_response({"deleted": n})
+    return reply(Deleted(deleted=n))

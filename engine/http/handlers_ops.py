@@ -11,7 +11,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.http.context import ctx
-from engine.http.errors import json_response, unavailable
+from engine.http.contract import Stats, Status, Workers
+from engine.http.errors import reply, unavailable
 from engine.metrics.prometheus import CONTENT_TYPE, render_prometheus
 from engine.metrics.publisher import fetch_fleet_snapshot
 from engine.metrics.snapshot import LatencySummary, MetricsSnapshot
@@ -38,20 +39,20 @@ def _window(window_s: int) -> str:
     return "all" if window_s == 0 else f"{window_s}s"
 
 
-def stats_summary(snap: MetricsSnapshot | None) -> dict[str, Any]:
+def stats_summary(snap: MetricsSnapshot | None) -> Stats:
     """The fleet snapshot as JSON summaries: percentiles per stage and window, counters with
     rates, depths. Raw histograms stay out (they are for merging, not for reading)."""
     if snap is None:
-        return {
-            "processes": 0,
-            "taken_at_s": time.time(),
-            "uptime_s": 0.0,
-            "dropped_samples": 0,
-            "stages": {},
-            "breakdowns": {},
-            "counters": {},
-            "depths": [],
-        }
+        return Stats(
+            processes=0,
+            taken_at_s=time.time(),
+            uptime_s=0.0,
+            dropped_samples=0,
+            stages={},
+            breakdowns={},
+            counters={},
+            depths=[],
+        )
     stages: dict[str, dict[str, Any]] = {}
     for s in snap.stages:
         stages.setdefault(s.stage, {})[_window(s.window_s)] = _summary(s.summary)
@@ -69,33 +70,33 @@ def stats_summary(snap: MetricsSnapshot | None) -> dict[str, Any]:
         }
         for c in snap.counters
     }
-    return {
-        "processes": snap.processes,
-        "taken_at_s": snap.taken_at_s,
-        "uptime_s": snap.uptime_s,
-        "dropped_samples": snap.dropped_samples,
-        "rate_window_s": RATE_WINDOW_S,
-        "stages": stages,
-        "breakdowns": breakdowns,
-        "counters": counters,
-        "depths": [
+    return Stats(
+        processes=snap.processes,
+        taken_at_s=snap.taken_at_s,
+        uptime_s=snap.uptime_s,
+        dropped_samples=snap.dropped_samples,
+        rate_window_s=RATE_WINDOW_S,
+        stages=stages,
+        breakdowns=breakdowns,
+        counters=counters,
+        depths=[
             {"queue": d.queue, "level": d.level, "depth": d.depth, "sampled_at_s": d.sampled_at_s}
             for d in snap.depths
         ],
-    }
+    )
 
 
 async def list_workers(request: web.Request) -> web.Response:
     """GET /v1/workers → live worker processes."""
     c = ctx(request)
     workers = await registry.list_workers(c.broker.redis, c.prefix)
-    return json_response({"workers": [w.to_dict() for w in workers]})
+    return reply(Workers(workers=[w.to_dict() for w in workers]))
 
 
 async def get_stats(request: web.Request) -> web.Response:
     """GET /v1/stats → the merged fleet snapshot, summarised."""
     c = ctx(request)
-    return json_response(stats_summary(await fetch_fleet_snapshot(c.broker.redis, c.prefix)))
+    return reply(stats_summary(await fetch_fleet_snapshot(c.broker.redis, c.prefix)))
 
 
 async def get_metrics(request: web.Request) -> web.Response:
@@ -111,7 +112,7 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz → 200 while the process serves requests (no Redis call)."""
-    return json_response({"status": "ok"})
+    return reply(Status(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -120,7 +121,7 @@ async def readyz(request: web.Request) -> web.Response:
         await asyncio.wait_for(ctx(request).broker.redis.ping(), READY_TIMEOUT_S)
     except (RedisConnectionError, RedisTimeoutError, TimeoutError) as exc:
         raise unavailable(f"Redis does not answer ({type(exc).__name__})") from None
-    return json_response({"status": "ready"})
+    return reply(Status(status="ready"))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -6,24 +6,25 @@ from aiohttp import web
 
 from engine import queues as queue_ops
 from engine.http.context import ctx
-from engine.http.errors import ApiError, json_response
+from engine.http.contract import QueueList, QueueState, QueueView
+from engine.http.errors import ApiError, reply
 from engine.queues import QueueStats
 
 
-def stats_dict(s: QueueStats) -> dict[str, object]:
-    """A queue's stats as JSON."""
-    return {
-        "queue": s.queue,
-        "levels": list(s.levels),
-        "depth": s.depth_by_level,
-        "pending": s.pending,
-        "scheduled": s.scheduled,
-        "active": s.active,
-        "dead": s.dead,
-        "paused": s.paused,
-        "late_rejected": s.late_rejected,
-        "dead_evicted": s.dead_evicted,
-    }
+def queue_view(s: QueueStats) -> QueueView:
+    """A queue's stats as the API shows them."""
+    return QueueView(
+        queue=s.queue,
+        levels=list(s.levels),
+        depth=s.depth_by_level,
+        pending=s.pending,
+        scheduled=s.scheduled,
+        active=s.active,
+        dead=s.dead,
+        paused=s.paused,
+        late_rejected=s.late_rejected,
+        dead_evicted=s.dead_evicted,
+    )
 
 
 def _queue(request: web.Request) -> str:
@@ -38,18 +39,18 @@ def _queue(request: web.Request) -> str:
 async def list_queues(request: web.Request) -> web.Response:
     """GET /v1/queues."""
     stats = await queue_ops.all_queue_stats(ctx(request).broker)
-    return json_response({"queues": [stats_dict(s) for s in stats]})
+    return reply(QueueList(queues=[queue_view(s) for s in stats]))
 
 
 async def pause_queue(request: web.Request) -> web.Response:
     """POST /v1/queues/{queue}/pause (a queue not used yet may be paused ahead of time)."""
     queue = _queue(request)
     await queue_ops.pause(ctx(request).broker, queue)
-    return json_response({"queue": queue, "paused": True})
+    return reply(QueueState(queue=queue, paused=True))
 
 
 async def resume_queue(request: web.Request) -> web.Response:
     """POST /v1/queues/{queue}/resume."""
     queue = _queue(request)
     await queue_ops.resume(ctx(request).broker, queue)
-    return json_response({"queue": queue, "paused": False})
+    return reply(QueueState(queue=queue, paused=False))

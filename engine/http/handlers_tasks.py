@@ -5,12 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import msgspec
 from aiohttp import web
 
 from engine import queues as queue_ops
 from engine.http.context import HttpContext, ctx
-from engine.http.errors import ApiError, json_response
-from engine.http.validation import batch_specs, read_json, task_spec
+from engine.http.contract import (
+    BatchRequest,
+    Created,
+    CreatedBatch,
+    TaskQuery,
+    TaskRequest,
+    TaskView,
+)
+from engine.http.errors import ApiError, reply
+from engine.http.validation import batch_specs, read_body, read_query, task_spec
 from engine.task import TaskSpec
 
 
@@ -44,32 +53,33 @@ async def post_task(request: web.Request) -> web.Response:
     """POST /v1/tasks → 201 {"id"}."""
     arrived = _arrival_ms()
     c = ctx(request)
-    spec = task_spec(await read_json(request, c.max_body_bytes), "body", arrived)
+    spec = task_spec(await read_body(request, TaskRequest, c.max_body_bytes), arrived)
     try:
         task_id = await c.coalescer.submit(spec)
     except (ValueError, TypeError) as exc:  # the engine refused this spec; nothing was stored
         raise ApiError(400, "invalid_task", str(exc)) from None
-    return json_response({"id": task_id}, 201)
+    return reply(Created(id=task_id), 201)
 
 
 async def post_batch(request: web.Request) -> web.Response:
     """POST /v1/tasks/batch → 201 {"ids"}, all or nothing."""
     arrived = _arrival_ms()
     c = ctx(request)
-    specs = batch_specs(await read_json(request, c.max_body_bytes), c.max_batch, arrived)
+    body = await read_body(request, BatchRequest, c.max_body_bytes)
+    specs = batch_specs(body, c.max_batch, arrived)
     ids = await enqueue(c, specs) if specs else []
-    return json_response({"ids": ids}, 201)
+    return reply(CreatedBatch(ids=ids), 201)
 
 
 async def get_task(request: web.Request) -> web.Response:
     """GET /v1/tasks/{id}[?queue=] → the task's record; 404 unknown or expired."""
     c = ctx(request)
     task_id = request.match_info["id"]
-    queue = request.query.get("queue") or None
+    query = read_query(request, TaskQuery)
     try:
-        info = await queue_ops.task_status(c.broker, task_id, queue)
+        info = await queue_ops.task_status(c.broker, task_id, query.queue)
     except ValueError as exc:  # an invalid queue name
         raise ApiError(400, "invalid_request", str(exc)) from None
     if info is None:
         raise ApiError(404, "not_found", f"no task {task_id!r} (unknown, or its result expired)")
-    return json_response(info.to_dict())
+    return reply(msgspec.convert(info.to_dict(), TaskView))
