@@ -13,6 +13,7 @@ from redis.asyncio import Redis, RedisCluster
 from engine import codec
 from engine.config import EngineConfig
 from engine.keys import GlobalKeys, QueueKeys
+from engine.limits import unique_digest
 from engine.outcomes import Outcome
 from engine.scripts import Scripts
 from engine.task import FetchedTask, TaskSpec
@@ -144,31 +145,61 @@ class Broker:
         return task_id, level, max(0, int(delay_s * 1000)), payload
 
     async def enqueue(self, specs: Sequence[TaskSpec]) -> list[str]:
-        """Store tasks; one script call per queue. An id already known is left as it is."""
+        """Store tasks; one script call per queue. An id already known is left as it is.
+
+        A unique task (`unique_for`) whose twin is still within its window is not stored: the
+        twin's id is returned in its place.
+        """
         if not specs:
             return []
         encoded = [self._encode_spec(spec) for spec in specs]  # refuses bad input before I/O
+        for spec in specs:
+            if spec.unique_key is not None and spec.unique_for is None:
+                raise ValueError("unique_key needs unique_for (the window in seconds)")
+        uniques = {
+            i: _unique_item(spec) for i, spec in enumerate(specs) if spec.unique_for is not None
+        }
+        ids = [e[0] for e in encoded]
         by_queue: dict[str, list[int]] = {}
         for i, spec in enumerate(specs):
             by_queue.setdefault(spec.queue, []).append(i)
         await self.register_queues(by_queue)
         for queue, indexes in by_queue.items():
             keys = self.keys(queue)
-            argv: list[object] = [self.config.wake_tokens_max]
-            extra: list[str] = []
-            for i in indexes:
-                task_id, level, delay_ms, payload = encoded[i]
-                argv.append(
-                    b"%s\n%d\n%s\n%s" % (level.encode(), delay_ms, task_id.encode(), payload)
-                )
-                extra.append(keys.result(task_id))
-            flags = await self.scripts.run("enqueue", keys, argv, extra)
-            if flags and flags[-1]:
+            plain = [i for i in indexes if i not in uniques]
+            unique = [i for i in indexes if i in uniques]
+            lost_registration = False
+            if plain:
+                argv: list[object] = [self.config.wake_tokens_max]
+                extra: list[str] = []
+                for i in plain:
+                    task_id, level, delay_ms, payload = encoded[i]
+                    argv.append(
+                        b"%s\n%d\n%s\n%s" % (level.encode(), delay_ms, task_id.encode(), payload)
+                    )
+                    extra.append(keys.result(task_id))
+                flags = await self.scripts.run("enqueue", keys, argv, extra)
+                lost_registration = bool(flags and flags[-1])
+            if unique:
+                argv = [self.config.wake_tokens_max]
+                extra = []
+                for i in unique:
+                    task_id, level, delay_ms, payload = encoded[i]
+                    argv.append(
+                        b"%s\n%d\n%s\n%s\n%s"
+                        % (level.encode(), delay_ms, task_id.encode(), uniques[i], payload)
+                    )
+                    extra.append(keys.result(task_id))
+                holders = await self.scripts.run("enqueue_unique", keys, argv, extra)
+                for i, holder in zip(unique, holders, strict=False):
+                    ids[i] = _s(holder)
+                lost_registration = lost_registration or bool(holders and holders[-1] == 1)
+            if lost_registration:
                 # The server forgot this queue (restart without AOF, FLUSHDB): register again,
                 # or status lookups, queue lists and dead-letter views would miss it.
                 self._registered.discard(queue)
                 await self.register_queues([queue])
-        return [e[0] for e in encoded]
+        return ids
 
     # -- fetch -------------------------------------------------------------------------------
     async def fetch(
@@ -298,6 +329,18 @@ class Broker:
                 )
             )
         return fixed
+
+
+def _unique_item(spec: TaskSpec) -> bytes:
+    """The uniqueness fields of a packed `enqueue_unique` item: digest, window ms, mode."""
+    window = spec.unique_for
+    if isinstance(window, bool) or not isinstance(window, int | float) or not 0 < window < 1e9:
+        raise ValueError(f"unique_for must be a positive number of seconds, not {window!r}")
+    if spec.unique_until not in ("window", "done"):
+        raise ValueError(f"unique_until must be 'window' or 'done', not {spec.unique_until!r}")
+    digest = unique_digest(spec.name, spec.args, spec.kwargs, spec.unique_key)
+    mode = b"d" if spec.unique_until == "done" else b"w"
+    return b"%s\n%d\n%s" % (digest.encode(), max(1, int(window * 1000)), mode)
 
 
 def _decode_fetched(

@@ -111,8 +111,16 @@ class Client:
         delay: float | None = None,
         eta: float | None = None,
         id: str | None = None,
+        unique_for: float | None = None,
+        unique_key: str | None = None,
+        unique_until: str = "window",
     ) -> str:
-        """Enqueue one task; returns its id. `delay` in seconds; `eta` as epoch seconds."""
+        """Enqueue one task; returns its id. `delay` in seconds; `eta` as epoch seconds.
+
+        With `unique_for` (seconds), an equal task (same name and arguments, or the same
+        `unique_key`) enqueued within that window is not stored again: the first task's id is
+        returned. `unique_until="done"` ends the window early when the first task ends.
+        """
         spec = TaskSpec(
             name=name,
             args=args,
@@ -124,6 +132,9 @@ class Client:
             delay_s=delay,
             eta_s=eta,
             id=id,
+            unique_for=unique_for,
+            unique_key=unique_key,
+            unique_until=unique_until,
         )
         return (await self.broker.enqueue([spec]))[0]
 
@@ -194,6 +205,9 @@ _SPEC_FIELDS = {
     "eta_s": "eta_s",
     "id": "id",
     "received_at_ms": "received_at_ms",
+    "unique_for": "unique_for",
+    "unique_key": "unique_key",
+    "unique_until": "unique_until",
 }
 
 

@@ -57,6 +57,13 @@ class QueueKeys:
         "dead",
         "dead_info",
         "ea",
+        "flow_count",
+        "flow_held",
+        "flow_limits",
+        "flow_parked",
+        "flow_rated",
+        "flow_tat",
+        "flow_wait",
         "lasterr",
         "lease",
         "levels",
@@ -67,6 +74,9 @@ class QueueKeys:
         "ready",
         "scheduled",
         "tasks",
+        "unique",
+        "unique_exp",
+        "unique_of",
         "wake",
     )
 
@@ -90,10 +100,37 @@ class QueueKeys:
         self.paused = f"{base}:paused"
         self.wake = f"{base}:wake"
         self.pending = {level: f"{base}:pending:{level}" for level in levels}
+        # Flow control (engine/flow.py): fleet-wide limits kept by the scripts.
+        self.flow_limits = f"{base}:flow:limits"  # task name -> limit spec JSON
+        self.flow_count = f"{base}:flow:count"  # slot key -> tasks running under it
+        self.flow_held = f"{base}:flow:held"  # id -> slot keys it holds, newline separated
+        self.flow_tat = f"{base}:flow:tat"  # task name -> next rate slot (GCRA), server ms
+        self.flow_rated = f"{base}:flow:rated"  # id -> reserved rate slot ms (in `scheduled`)
+        self.flow_parked = f"{base}:flow:parked"  # zset (lex) "slot\nseq\nid": waits for a slot
+        self.flow_wait = f"{base}:flow:wait"  # id -> its member in `flow_parked`
+        self.unique = f"{base}:unique"  # uniqueness digest -> id of the task holding it
+        self.unique_exp = f"{base}:unique:exp"  # zset digest -> lock expiry ms
+        self.unique_of = f"{base}:unique:of"  # id -> digest it releases when done
 
     def result(self, task_id: str) -> str:
         """The result of one finished task (string with a TTL)."""
         return f"{self.base}:result:{task_id}"
+
+    @property
+    def flow_keys(self) -> list[str]:
+        """The flow-control keys, in the order `lua/flow.lua` expects them at the END of KEYS."""
+        return [
+            self.flow_limits,
+            self.flow_count,
+            self.flow_held,
+            self.flow_tat,
+            self.flow_rated,
+            self.flow_parked,
+            self.flow_wait,
+            self.unique,
+            self.unique_exp,
+            self.unique_of,
+        ]
 
     @property
     def pending_keys(self) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine import codec
 from engine.broker import Broker, _s, ea_to_ms
+from engine.flow import slot_label
 from engine.task import TaskInfo, TaskState
 
 
@@ -146,10 +147,12 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
             pipe.hget(keys.lasterr, task_id)
             pipe.get(keys.result(task_id))
             pipe.pttl(keys.result(task_id))
+            pipe.hget(keys.flow_rated, task_id)
+            pipe.hget(keys.flow_wait, task_id)
         res = await pipe.execute()
     for i, q in enumerate(queues):
-        payload, ea, att, active, sched, dead, dead_info, lasterr, result, ttl = res[
-            i * 10 : i * 10 + 10
+        payload, ea, att, active, sched, dead, dead_info, lasterr, result, ttl, rated, parked = res[
+            i * 12 : i * 12 + 12
         ]
         if result is not None:
             doc = codec.loads(result)
@@ -185,6 +188,10 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
             extra = {"due_at_ms": int(sched)}
         else:
             state = TaskState.PENDING
+        if parked is not None and state is TaskState.PENDING:
+            extra["waiting_on"] = f"concurrency limit ({slot_label(_s(parked).split(chr(10))[0])})"
+        elif rated is not None and state in (TaskState.SCHEDULED, TaskState.FAILED):
+            extra["waiting_on"] = "rate limit"
         if lasterr and state is not TaskState.DEAD:
             record = codec.loads(lasterr)
             extra.update(error=record.get("error"), exc_type=record.get("exc_type"))

@@ -19,13 +19,21 @@ SCRIPT_NAMES = (
     "delete_dead",
     "repair",
     "release",
+    "enqueue_unique",
 )
+
+# Scripts that enforce flow control (lua/flow.lua): they get its helpers, and the queue's flow
+# keys after every other key (see `Scripts.run`).
+FLOW_SCRIPTS = frozenset({"fetch", "settle", "reap", "release", "repair", "enqueue_unique"})
 
 
 def _source(name: str) -> str:
     folder = resources.files("engine") / "lua"
-    common = (folder / "common.lua").read_text()
-    return common + "\n" + (folder / f"{name}.lua").read_text()
+    parts = [(folder / "common.lua").read_text()]
+    if name in FLOW_SCRIPTS:
+        parts.append((folder / "flow.lua").read_text())
+    parts.append((folder / f"{name}.lua").read_text())
+    return "\n".join(parts)
 
 
 def queue_keys_argv(keys: QueueKeys) -> tuple[list[str], str]:
@@ -58,6 +66,13 @@ class Scripts:
     async def run(
         self, name: str, keys: QueueKeys, argv: list[Any], extra_keys: list[str] | None = None
     ) -> Any:
-        """Run script `name` for one queue; `argv` follows ARGV[1] (the levels)."""
+        """Run script `name` for one queue; `argv` follows ARGV[1] (the levels).
+
+        KEYS: the fixed queue keys, the pending lists, `extra_keys`, and last the flow keys
+        (flow scripts only), which `flow.lua` counts from the end.
+        """
         fixed, levels = queue_keys_argv(keys)
-        return await self._scripts[name](keys=fixed + (extra_keys or []), args=[levels, *argv])
+        all_keys = fixed + (extra_keys or [])
+        if name in FLOW_SCRIPTS:
+            all_keys += keys.flow_keys
+        return await self._scripts[name](keys=all_keys, args=[levels, *argv])

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from engine.limits import FlowLimits, limits_for
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -35,6 +37,7 @@ class TaskDef:
     queue: str
     priority: str
     wants_context: bool
+    limits: FlowLimits | None = None
 
 
 class TaskRegistry:
@@ -84,14 +87,22 @@ def task(
     queue: str = "default",
     priority: str = "default",
     registry: TaskRegistry | None = None,
+    rate_limit: str | None = None,
+    rate_burst: int = 1,
+    concurrency: int | None = None,
+    concurrency_key: str | None = None,
 ) -> Callable[[F], F]:
     """Declare a handler. Works on async and plain functions; returns the function unchanged.
 
     A handler that declares a keyword parameter named `ctx` receives a `TaskContext`.
+    Fleet-wide limits (enforced by the server, see engine/flow.py): `rate_limit="50/s"`
+    (`N/s`, `N/m`, `N/h`; `rate_burst` tasks may run back to back), `concurrency=5` at once,
+    or with `concurrency_key="account"` that many at once per value of that argument.
     """
 
     def decorate(fn: F) -> F:
         params = inspect.signature(fn).parameters
+        limits = limits_for(fn, rate_limit, concurrency, concurrency_key, rate_burst)
         definition = TaskDef(
             name=name or f"{fn.__module__}.{fn.__qualname__}",
             fn=fn,
@@ -101,6 +112,7 @@ def task(
             queue=queue,
             priority=priority,
             wants_context="ctx" in params,
+            limits=limits,
         )
         (registry or default_registry).register(definition)
         fn.__spool_task__ = definition  # type: ignore[attr-defined]
@@ -124,6 +136,12 @@ class TaskSpec:
     eta_s: float | None = None
     id: str | None = None
     received_at_ms: int | None = None
+    # Unique tasks: within `unique_for` seconds, another enqueue with the same name and
+    # arguments (or the same `unique_key`) returns this task's id; `unique_until="done"` also
+    # ends the window when the task ends.
+    unique_for: float | None = None
+    unique_key: str | None = None
+    unique_until: str = "window"
 
 
 @dataclass(slots=True)
@@ -174,6 +192,7 @@ class TaskInfo:
     died_at_ms: int | None = None
     finished_at_ms: int | None = None
     result_ttl_ms: int | None = None
+    waiting_on: str | None = None  # "rate limit" / "concurrency limit ..." when held back
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (state as its string), omitting empty optional fields."""
@@ -196,6 +215,7 @@ class TaskInfo:
             "died_at_ms",
             "finished_at_ms",
             "result_ttl_ms",
+            "waiting_on",
         ):
             value = getattr(self, key)
             if value is not None and value != "":

@@ -1,5 +1,8 @@
 -- fetch(n): ARGV = levels, n, lease_ms, token, promote_limit, wake_cap.
 -- Pops up to n ids, highest level first, FIFO within a level, into `active` under a lease.
+-- With the queue's `max_wait` set (meta, ms), a lower-level task that waited that long is
+-- served first. Tasks over a rate or concurrency limit (flow.lua) are handed back inside the
+-- script; a call inspects a bounded number of them, and wakes another fetcher if work is left.
 -- Returns {now_ms, next_due_ms or -1, now_us, then per task: id, payload, attempts,
 -- enqueued_at_us, ready_at_us or '' (when a delayed/retried/reaped task became runnable)}.
 local now = now_ms()
@@ -9,25 +12,82 @@ local lease_ms = tonumber(ARGV[3])
 local token = ARGV[4]
 promote_due(k, pending, now, tonumber(ARGV[5]))
 local out = {now, -1, now_us}
+if redis.call('EXISTS', k.paused) == 1 then
+  local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
+  if #nxt > 0 then out[2] = tonumber(nxt[2]) end
+  return out
+end
+local max_wait_us = tonumber(redis.call('HGET', k.meta, 'max_wait_ms') or '0') * 1000
+
+-- Pop up to `want` ids into `into`: starving lower-level tasks first (max_wait), then by level.
+local function pop(into, want)
+  local goal = #into + want
+  if max_wait_us > 0 then
+    local cutoff = tonumber(now_us) - max_wait_us
+    for i = 2, NLEVELS do
+      while #into < goal do
+        local id = redis.call('LINDEX', pending[levels[i]], -1)
+        if not id then break end
+        local since = redis.call('HGET', k.ready, id) or redis.call('HGET', k.ea, id)
+        if not since or tonumber(since) > cutoff then break end
+        redis.call('RPOP', pending[levels[i]])
+        redis.call('HINCRBY', k.meta, 'starved', 1)
+        into[#into + 1] = id
+      end
+    end
+  end
+  for i = 1, NLEVELS do
+    if #into >= goal then break end
+    local popped = redis.call('RPOP', pending[levels[i]], goal - #into)
+    if popped then
+      for _, id in ipairs(popped) do into[#into + 1] = id end
+    end
+  end
+end
+
+local ids = {}
+local payloads = {}
+local inspected_all = true
+if redis.call('EXISTS', fk.limits) == 0 then
+  pop(ids, n)
+  if #ids > 0 then payloads = redis.call('HMGET', k.tasks, unpack(ids)) end
+else
+  -- Hand-backs are bounded per call so one fetch never holds the server for long.
+  local budget = math.max(4 * n, 256)
+  local inspected = 0
+  while #ids < n do
+    local batch = {}
+    pop(batch, n - #ids)
+    if #batch == 0 then break end
+    inspected = inspected + #batch
+    local ps = redis.call('HMGET', k.tasks, unpack(batch))
+    for i, id in ipairs(batch) do
+      local p = ps[i]
+      if p and not flow_admit(id, p, now) then
+        ids[#ids + 1] = id
+        payloads[#ids] = p
+      elseif not p then
+        ids[#ids + 1] = id
+        payloads[#ids] = false
+      end
+    end
+    if inspected >= budget then
+      inspected_all = false
+      break
+    end
+  end
+end
 local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
 if #nxt > 0 then out[2] = tonumber(nxt[2]) end
-if redis.call('EXISTS', k.paused) == 1 then return out end
-local ids = {}
-for i = 1, NLEVELS do
-  local popped = redis.call('RPOP', pending[levels[i]], n - #ids)
-  if popped then
-    for _, id in ipairs(popped) do ids[#ids + 1] = id end
-  end
-  if #ids >= n then break end
-end
 local more = false
-if #ids >= n then
+if #ids >= n or not inspected_all then
   for i = 1, NLEVELS do
     if redis.call('LLEN', pending[levels[i]]) > 0 then more = true break end
   end
 end
+-- Chain wake-ups: work remains, so let another idle fetcher (maybe on another host) in.
+if more then wake(k, tonumber(ARGV[6])) end
 if #ids == 0 then return out end
-local payloads = redis.call('HMGET', k.tasks, unpack(ids))
 local eas = redis.call('HMGET', k.ea, unpack(ids))
 local readies = redis.call('HMGET', k.ready, unpack(ids))
 local deadline = now + lease_ms
@@ -52,6 +112,4 @@ if #zargs > 0 then
   redis.call('ZADD', k.active, unpack(zargs))
   redis.call('HSET', k.lease, unpack(largs))
 end
--- Chain wake-ups: work remains, so let another idle fetcher (maybe on another host) in.
-if more then wake(k, tonumber(ARGV[6])) end
 return out

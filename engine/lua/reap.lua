@@ -9,6 +9,7 @@ local requeued, dead, orphans, looped = 0, 0, 0, 0
 local expired = redis.call('ZRANGEBYSCORE', k.active, '-inf', now - 1, 'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
   local p = redis.call('HGET', k.tasks, id)
+  flow_release(id)
   if not p then
     redis.call('ZREM', k.active, id)
     forget(k, {id})
@@ -30,6 +31,7 @@ for _, id in ipairs(expired) do
         error = err, exc_type = 'LeaseExpired', traceback = '', reason = reason,
         worker = worker, attempts = a, crashes = c, died_at_ms = now, name = payload_name(p),
       }), now)
+      unique_done(id)
       dead = dead + 1
     else
       redis.call('ZREM', k.active, id)
@@ -44,6 +46,8 @@ for _, id in ipairs(expired) do
   end
 end
 local promoted = promote_due(k, pending, now, tonumber(ARGV[6]))
+promoted = promoted + flow_sweep(200)
+unique_expire(now, 1000)
 local evicted = trim_dead(k, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
 if requeued + promoted > 0 then wake(k, tonumber(ARGV[7])) end
 return {requeued, dead, promoted, orphans, evicted, looped}

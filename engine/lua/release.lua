@@ -2,10 +2,12 @@
 -- holds but did not finish go back to the front of their level (next out), their delivery
 -- not counted as an attempt. Returns how many were released.
 local count = 0
+local unparked = 0
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   if redis.call('HGET', k.lease, id) == token and redis.call('ZREM', k.active, id) == 1 then
     redis.call('HDEL', k.lease, id)
+    unparked = unparked + flow_release(id)
     if redis.call('HINCRBY', k.att, id, -1) <= 0 then redis.call('HDEL', k.att, id) end
     local p = redis.call('HGET', k.tasks, id)
     if p then
@@ -14,5 +16,5 @@ for i = 3, #ARGV, 2 do
     end
   end
 end
-if count > 0 then wake(k, tonumber(ARGV[2])) end
+if count + unparked > 0 then wake(k, tonumber(ARGV[2])) end
 return count

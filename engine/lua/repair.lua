@@ -6,7 +6,7 @@ for i = 3, #ARGV do
   local id = ARGV[i]
   local p = redis.call('HGET', k.tasks, id)
   if p and not redis.call('ZSCORE', k.active, id) and not redis.call('ZSCORE', k.scheduled, id)
-      and not redis.call('ZSCORE', k.dead, id) then
+      and not redis.call('ZSCORE', k.dead, id) and redis.call('HEXISTS', fk.wait, id) == 0 then
     local key = pending[payload_level(p)] or pending['__default']
     if not redis.call('LPOS', key, id) then
       redis.call('LPUSH', key, id)

@@ -12,6 +12,10 @@ local out = {}
 local done = {}
 local late = 0
 local buried = false
+-- Flow bookkeeping costs a lookup per item only while some task holds a slot or a lock.
+local any_held = redis.call('EXISTS', fk.held) == 1
+local any_unique = redis.call('EXISTS', fk.unique_of) == 1
+local unparked = 0
 for i = 0, #ARGV - 5 do
   local kind, id, token, delay, data = string.match(ARGV[5 + i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
   delay = tonumber(delay)
@@ -22,6 +26,8 @@ for i = 0, #ARGV - 5 do
     late = late + 1
   else
     out[#out + 1] = 1
+    if any_held then unparked = unparked + flow_release(id) end
+    if any_unique and kind ~= 'r' then unique_done(id) end
     if kind == 's' then
       redis.call('SET', KEYS[FIRST_EXTRA_KEY + i], data, 'PX', ttl)
       done[#done + 1] = id
@@ -42,4 +48,6 @@ if #done > 0 then
 end
 if late > 0 then redis.call('HINCRBY', k.meta, 'late', late) end
 if buried then trim_dead(k, now, dead_max, dead_age) end
+-- Settle takes no wake cap argument: 64 is the engine's default cap.
+if unparked > 0 then wake(k, 64) end
 return out

@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import __version__
+from engine import __version__, flow
 from engine.broker import Broker
 from engine.builtin_tasks import register_builtins
 from engine.metrics.publisher import SnapshotPublisher
@@ -164,6 +164,7 @@ class WorkerPool:
     async def start(self) -> None:
         """Register the process and start fetching."""
         await self.broker.register_queues(self.settings.queues)
+        await flow.publish_limits(self.broker, self.settings.queues, self.registry)
         self._resize_slots()
         loops = [
             self._renew_loop(),

@@ -1,0 +1,169 @@
+-- Flow control shared by fetch, settle, reap, release, repair and enqueue_unique; prepended
+-- after common.lua by engine/scripts.py. The flow keys come LAST in KEYS (scripts.py appends
+-- them after any per-task keys), so scripts that take a variable number of keys still find them.
+local NFLOW = 10
+local FB = #KEYS - NFLOW
+local fk = {
+  limits = KEYS[FB + 1], count = KEYS[FB + 2], held = KEYS[FB + 3], tat = KEYS[FB + 4],
+  rated = KEYS[FB + 5], parked = KEYS[FB + 6], wait = KEYS[FB + 7], unique = KEYS[FB + 8],
+  unique_exp = KEYS[FB + 9], unique_of = KEYS[FB + 10],
+}
+
+-- Limit specs (written by workers from their @task declarations), read once per call.
+-- Fields: iv ms between rate tokens, tau ms of burst tolerance, c concurrency per name,
+-- kc concurrency per key, kp/ka position/name of the key argument, kd its default.
+local flow_specs = {}
+local function flow_spec(name)
+  local s = flow_specs[name]
+  if s == nil then
+    local raw = redis.call('HGET', fk.limits, name)
+    s = raw and cjson.decode(raw) or false
+    flow_specs[name] = s
+  end
+  return s
+end
+
+-- The concurrency slots a task needs: {slot key, limit}. A key slot names the argument's JSON
+-- value, which never holds a raw newline (parked members are newline separated).
+local function flow_slots(spec, name, p)
+  local slots = {}
+  if (spec.c or 0) > 0 then slots[#slots + 1] = {'n\t' .. name, spec.c} end
+  if (spec.kc or 0) > 0 then
+    local ok, doc = pcall(cjson.decode, p)
+    local v = nil
+    if ok and type(doc) == 'table' then
+      if (spec.kp or -1) >= 0 and type(doc.a) == 'table' then v = doc.a[spec.kp + 1] end
+      if v == nil and spec.ka and type(doc.k) == 'table' then v = doc.k[spec.ka] end
+    end
+    if v == nil then v = spec.kd end
+    local encoded = 'null'
+    if v ~= nil then encoded = cjson.encode(v) end
+    slots[#slots + 1] = {'k\t' .. name .. '\t' .. encoded, spec.kc}
+  end
+  return slots
+end
+
+local function slot_limit(slot)
+  local kind, name = string.match(slot, '^(.)\t([^\t]*)')
+  local spec = name and flow_spec(name)
+  if not spec then return nil end
+  if kind == 'n' then return spec.c end
+  return spec.kc
+end
+
+-- Let up to n tasks parked on `slot` back to the FRONT of their level (next out).
+local function flow_unpark(slot, n)
+  local members = redis.call('ZRANGEBYLEX', fk.parked, '[' .. slot .. '\n', '(' .. slot .. '\v',
+    'LIMIT', 0, n)
+  for _, m in ipairs(members) do
+    redis.call('ZREM', fk.parked, m)
+    local id = string.match(m, '\n[^\n]*\n(.*)$')
+    redis.call('HDEL', fk.wait, id)
+    local p = redis.call('HGET', k.tasks, id)
+    if p then redis.call('RPUSH', pending[payload_level(p)] or pending['__default'], id) end
+  end
+  return #members
+end
+
+-- A task stops running (settled, reaped, released, cancelled): give back its concurrency
+-- slots, each letting one parked task through. Returns how many tasks were let through.
+local function flow_release(id)
+  local held = redis.call('HGET', fk.held, id)
+  if not held then return 0 end
+  redis.call('HDEL', fk.held, id)
+  local unparked = 0
+  for slot in string.gmatch(held, '[^\n]+') do
+    if redis.call('HINCRBY', fk.count, slot, -1) <= 0 then redis.call('HDEL', fk.count, slot) end
+    unparked = unparked + flow_unpark(slot, 1)
+  end
+  return unparked
+end
+
+-- A task ended for good (succeeded, dead, cancelled): drop its `unique_until="done"` lock.
+local function unique_done(id)
+  local digest = redis.call('HGET', fk.unique_of, id)
+  if not digest then return end
+  redis.call('HDEL', fk.unique_of, id)
+  if redis.call('HGET', fk.unique, digest) == id then
+    redis.call('HDEL', fk.unique, digest)
+    redis.call('ZREM', fk.unique_exp, digest)
+  end
+end
+
+-- May a fetched task run now? Returns nil when it may (its slots are then taken); otherwise
+-- the task has been handed back and the reason is returned: 'c' parked until a concurrency
+-- slot frees, 'r' scheduled at the rate slot reserved for it (so it waits without spinning
+-- and without using an attempt).
+local function flow_admit(id, p, now)
+  local name = payload_name(p)
+  local spec = flow_spec(name)
+  if not spec then return nil end
+  local slots = flow_slots(spec, name, p)
+  for _, s in ipairs(slots) do
+    if tonumber(redis.call('HGET', fk.count, s[1]) or '0') >= s[2] then
+      local seq = redis.call('HINCRBY', k.meta, 'parkseq', 1)
+      local member = s[1] .. '\n' .. string.format('%015d', seq) .. '\n' .. id
+      redis.call('ZADD', fk.parked, 0, member)
+      redis.call('HSET', fk.wait, id, member)
+      redis.call('HINCRBY', k.meta, 'throttled_conc', 1)
+      return 'c'
+    end
+  end
+  if (spec.iv or 0) > 0 and redis.call('HDEL', fk.rated, id) == 0 then
+    -- GCRA: `tat` is when the next token is due; every admitted or reserved task moves it on.
+    local tat = tonumber(redis.call('HGET', fk.tat, name) or '0')
+    local base = math.max(tat, now)
+    local at = math.ceil(base - (spec.tau or 0))
+    redis.call('HSET', fk.tat, name, tostring(base + spec.iv))
+    if at > now then
+      redis.call('ZADD', k.scheduled, at, id)
+      redis.call('HSET', fk.rated, id, at)
+      redis.call('HINCRBY', k.meta, 'throttled_rate', 1)
+      return 'r'
+    end
+  end
+  if #slots > 0 then
+    local names = {}
+    for i, s in ipairs(slots) do
+      redis.call('HINCRBY', fk.count, s[1], 1)
+      names[i] = s[1]
+    end
+    redis.call('HSET', fk.held, id, table.concat(names, '\n'))
+  end
+  return nil
+end
+
+-- Reaper safety net: parked tasks whose slot has room (a limit was raised or removed) go back.
+local function flow_sweep(limit)
+  local members = redis.call('ZRANGE', fk.parked, 0, limit - 1)
+  local room = {}
+  local moved = 0
+  for _, m in ipairs(members) do
+    local slot = string.match(m, '^([^\n]*)\n')
+    if room[slot] == nil then
+      local lim = slot_limit(slot)
+      if lim == nil then
+        room[slot] = limit
+      else
+        room[slot] = lim - tonumber(redis.call('HGET', fk.count, slot) or '0')
+      end
+    end
+    if room[slot] > 0 then
+      room[slot] = room[slot] - 1
+      moved = moved + flow_unpark(slot, 1)
+    end
+  end
+  return moved
+end
+
+-- Reaper: unique locks past their window are dropped.
+local function unique_expire(now, limit)
+  local digests = redis.call('ZRANGEBYSCORE', fk.unique_exp, '-inf', now, 'LIMIT', 0, limit)
+  for _, d in ipairs(digests) do
+    local id = redis.call('HGET', fk.unique, d)
+    redis.call('HDEL', fk.unique, d)
+    redis.call('ZREM', fk.unique_exp, d)
+    if id and redis.call('HGET', fk.unique_of, id) == d then redis.call('HDEL', fk.unique_of, id) end
+  end
+  return #digests
+end
