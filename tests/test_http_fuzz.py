@@ -45,6 +45,9 @@ field_values = {
     "delay": st.floats(-1, 1e12) | st.integers(-(2**70), 2**70),
     "eta": st.floats(-1, 1e12) | st.integers(-(2**70), 2**70),
     "id": st.text(max_size=30),
+    "unique_for": st.floats(-1, 1e12) | st.integers(-(2**70), 2**70),
+    "unique_key": st.text(max_size=30),
+    "unique_until": st.sampled_from(["window", "done", "later", ""]),
 }
 task_bodies = st.fixed_dictionaries(
     {},

@@ -75,6 +75,28 @@ class TaskRequest(Body):
         ]
         | None
     ) = None
+    unique_for: (
+        Annotated[
+            float,
+            Meta(gt=0, le=MAX_DELAY_S, description="seconds during which an equal task (same "
+                 "name and arguments, or same unique_key) is not stored again: its id is returned"),
+        ]
+        | None
+    ) = None
+    unique_key: (
+        Annotated[
+            str, Meta(min_length=1, max_length=500, description="what makes tasks equal "
+                      "(instead of name and arguments); needs unique_for"),
+        ]
+        | None
+    ) = None
+    unique_until: (
+        Annotated[
+            Literal["window", "done"],
+            Meta(description="'done' also ends the window when the first task ends"),
+        ]
+        | None
+    ) = None
 
 
 class BatchRequest(Body):
@@ -172,6 +194,11 @@ class TaskView(Reply):
     died_at_ms: int | None = None
     finished_at_ms: int | None = None
     result_ttl_ms: int | None = None
+    waiting_on: (
+        Annotated[str, Meta(description="why a waiting task is held back: a rate or "
+                            "concurrency limit")]
+        | None
+    ) = None
 
 
 class QueueView(Reply):

@@ -86,6 +86,9 @@ def task_spec(req: TaskRequest, received_at_ms: int) -> TaskSpec:
         eta_s=req.eta,
         id=req.id,
         received_at_ms=received_at_ms,
+        unique_for=req.unique_for,
+        unique_key=req.unique_key,
+        unique_until=req.unique_until or "window",
     )
 
 
