@@ -46,7 +46,10 @@ class RedisUnavailable(RuntimeError):
         # Masking is idempotent, so a caller that already masked loses nothing.
         self.url = mask_url(url)
         self.last_error = last_error
-        detail = f"{type(last_error).__name__}: {last_error}" if last_error else "no attempt made"
+        if last_error is None:
+            detail = "no attempt made"
+        else:  # a TimeoutError has no text of its own: say what it means
+            detail = f"{type(last_error).__name__}: {last_error or 'no answer in time'}"
         super().__init__(f"Redis at {self.url} is unavailable ({detail})")
 
 

@@ -165,7 +165,7 @@ class SpoolApp(App[int]):
         yield from super().get_system_commands(screen)
 
 
-def _log_to_file() -> None:
+def _log_to_file(level: int) -> None:
     """Engine logs go to a file: anything written to the terminal would tear the screen."""
     from engine.embedded import default_state_dir
 
@@ -179,13 +179,13 @@ def _log_to_file() -> None:
     for name in ("spool", "engine"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+        logger.setLevel(level)
         logger.propagate = False
 
 
 def run_app(settings: Settings) -> int:
     """Run the console until `ctrl+q`; returns the exit code."""
-    _log_to_file()
+    _log_to_file(getattr(logging, settings.log_level.upper()))
     app = SpoolApp(settings)
     result = app.run()
     return int(result or 0)

@@ -19,46 +19,53 @@ from typing import TextIO
 
 from engine.bench import TYPES, BenchParams, BenchProgress, BenchReport, run_benchmark
 from engine.bench.progress import render_bar
+from spool_console.options import non_negative_int, positive_float, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `bench` subcommand's parser."""
+    """A parser of the `bench` options alone (`spool-console bench` adds the global ones)."""
     p = argparse.ArgumentParser(
         prog="spool-console bench",
         description="Benchmark Spool under a private key prefix (cleaned up afterwards).",
     )
+    add_bench_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--redis-url", help="server to use (env SPOOL_REDIS_URL; default: embedded)")
+    return p
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    """The benchmark's own options (the server and --json are global options)."""
     p.add_argument("--type", choices=TYPES, default="quick", help="benchmark type (default quick)")
-    p.add_argument("--tasks", type=int, help="tasks to drain (drain mode) or to offer (burst)")
-    p.add_argument("--workers", type=int, help="concurrency per process (pins the auto-scaler)")
-    p.add_argument("--min-workers", type=int, help="auto-scaler minimum (when --workers unset)")
-    p.add_argument("--max-workers", type=int, help="auto-scaler maximum (when --workers unset)")
+    count, seconds = positive_int, positive_float
+    p.add_argument("--tasks", type=count, help="tasks to drain (drain mode) or to offer (burst)")
+    p.add_argument("--workers", type=count, help="concurrency per process (pins the auto-scaler)")
+    p.add_argument("--min-workers", type=count, help="auto-scaler minimum (when --workers unset)")
+    p.add_argument("--max-workers", type=count, help="auto-scaler maximum (when --workers unset)")
     p.add_argument("--autoscale", action="store_true", help="custom: run the auto-scaler")
-    p.add_argument("--rate", type=float, help="offered tasks/s (open loop); unset = drain mode")
-    p.add_argument("--duration", type=float, dest="duration_s", help="seconds to offer --rate")
+    p.add_argument("--rate", type=seconds, help="offered tasks/s (open loop); unset = drain mode")
+    p.add_argument("--duration", type=seconds, dest="duration_s", help="seconds to offer --rate")
     p.add_argument("--task", help="spool.noop | spool.sleep:MS | spool.cpu:N")
     p.add_argument(
-        "--processes", type=int, help="processes in all (in-process pool + P-1 children)"
+        "--processes", type=positive_int, help="processes in all (in-process pool + P-1 children)"
     )
     p.add_argument("--priority", help="priority level of the offered tasks (high|default|low)")
     p.add_argument(
         "--backlog-low",
-        type=int,
+        type=non_negative_int,
         dest="backlog_low",
         help="low-priority tasks queued before the run (priority check)",
     )
     p.add_argument("--levels", help="scalability: comma list of concurrencies")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         dest="settle_timeout_s",
         help="seconds to wait for tasks to settle (default 120)",
     )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--out", metavar="DIR", help="write report.txt and report.json (and profiles)")
     p.add_argument("--compare", metavar="OLD.json", help="also print deltas against a report")
-    p.add_argument("--redis-url", help="server to use (env SPOOL_REDIS_URL; default: embedded)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    return p
 
 
 def params_from_args(args: argparse.Namespace) -> BenchParams:
@@ -126,8 +133,13 @@ def _run_sync(url: str, params: BenchParams, bar: ProgressBar) -> BenchReport:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of `spool-console bench`; returns the exit code."""
+    """Run `bench` from its own parser; returns the exit code."""
     args = build_parser().parse_args(argv)
+    return run(args, args.redis_url or os.environ.get("SPOOL_REDIS_URL"), args.json)
+
+
+def run(args: argparse.Namespace, url: str | None, as_json: bool) -> int:
+    """Run the benchmark the parsed `args` describe; returns the exit code."""
     try:
         params = params_from_args(args)
     except ValueError as exc:
@@ -140,7 +152,6 @@ def main(argv: list[str]) -> int:
         except (OSError, ValueError, TypeError) as exc:
             print(f"spool bench: cannot read {args.compare}: {exc}", file=sys.stderr)
             return 2
-    url = args.redis_url or os.environ.get("SPOOL_REDIS_URL")
     server = None
     tmp = None
     bar = ProgressBar(sys.stderr, enabled=not args.no_progress)
@@ -172,7 +183,7 @@ def main(argv: list[str]) -> int:
             report, redis="embedded valkey (unix socket in a temp dir, persistence off)"
         )
     text, doc = report.to_text(), json.dumps(report.to_dict(), indent=2)
-    sys.stdout.write(doc + "\n" if args.json else text)
+    sys.stdout.write(doc + "\n" if as_json else text)
     if old is not None:
         sys.stdout.write("\n" + report.compare(old))
     if args.out:

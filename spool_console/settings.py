@@ -9,6 +9,11 @@ from dataclasses import dataclass
 
 from engine.config import EngineConfig
 from engine.worker.pool import PoolSettings
+from spool_console.options import BY_DEST, OPTIONS, UsageError, value_of
+
+#: Connect timeout of the one-shot commands (queues, dead …) when none is given: a script
+#: should hear about a missing Redis in seconds, not after the worker's 30 s of retries.
+OPS_CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +22,10 @@ class Settings:
 
     redis_url: str | None
     prefix: str
+    log_level: str
+    log_format: str
+    connect_deadline_s: float
+    json: bool
     queues: tuple[str, ...]
     task_modules: tuple[str, ...]
     concurrency: int | None
@@ -25,14 +34,12 @@ class Settings:
     workers: int | None
     lease_s: float
     grace_s: float
-    log_format: str
     http: str | None
-    api_token: str | None
-    no_ui: bool
+    status_interval_s: float
     demo: bool
     read_only: bool
-    connect_deadline_s: float
-    status_interval_s: float
+    api_token: str | None
+    no_ui: bool
 
     def engine_config(self) -> EngineConfig:
         """The engine's view of these settings."""
@@ -43,7 +50,7 @@ class Settings:
         return PoolSettings(
             queues=self.queues,
             concurrency=self.concurrency,
-            min_concurrency=min(self.min_workers, self.max_workers),
+            min_concurrency=self.min_workers,
             max_concurrency=self.max_workers,
             grace_s=self.grace_s,
         )
@@ -56,111 +63,50 @@ class Settings:
         return (host.strip("[]") or "127.0.0.1", int(port))
 
 
-def _env_list(env: Mapping[str, str], name: str) -> list[str] | None:
-    value = env.get(name)
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+def mode_of(args: argparse.Namespace) -> str:
+    """"console" (no command), "worker" (`worker` or `--no-ui`) or "ops" (any other command)."""
+    command = getattr(args, "command", None)
+    if command == "worker" or (command is None and getattr(args, "no_ui", False)):
+        return "worker"
+    return "console" if command is None else "ops"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by every mode (UI, `--no-ui`)."""
-    parser.add_argument(
-        "--redis-url",
-        help="redis://, rediss:// or unix:// URL (env SPOOL_REDIS_URL;"
-        " default: an embedded server)",
-    )
-    parser.add_argument("--prefix", help="key prefix (env SPOOL_PREFIX; default spool)")
-    parser.add_argument(
-        "--queue",
-        action="append",
-        dest="queues",
-        metavar="Q",
-        help="queue to work on, repeatable (env SPOOL_QUEUES; default: default)",
-    )
-    parser.add_argument(
-        "--tasks",
-        action="append",
-        dest="task_modules",
-        metavar="MODULE",
-        help="module declaring @task handlers, repeatable (env SPOOL_TASKS)",
-    )
-    parser.add_argument("--concurrency", type=int, help="fixed concurrency (pins the auto-scaler)")
-    parser.add_argument("--min-workers", type=int, help="auto-scaler minimum (default 5)")
-    parser.add_argument("--max-workers", type=int, help="auto-scaler maximum (default 30)")
-    parser.add_argument(
-        "--workers", type=int, help="console only: 0 observes without running a local pool"
-    )
-    parser.add_argument("--lease", type=float, dest="lease_s", help="lease seconds (default 10)")
-    parser.add_argument(
-        "--grace",
-        type=float,
-        dest="grace_s",
-        help="seconds in-flight tasks get on shutdown (default 30)",
-    )
-    parser.add_argument("--log-format", choices=("text", "json"), help="log format on stderr")
-    parser.add_argument("--http", metavar="HOST:PORT", help="serve the HTTP API (env SPOOL_HTTP)")
-    parser.add_argument(
-        "--api-token-file", help="file holding the HTTP bearer token (or env SPOOL_API_TOKEN)"
-    )
-    parser.add_argument("--demo", action="store_true", help="feed a mixed synthetic load")
-    parser.add_argument(
-        "--read-only", action="store_true", help="console: hide destructive actions"
-    )
-    parser.add_argument(
-        "--connect-timeout",
-        type=float,
-        dest="connect_deadline_s",
-        help="seconds to keep trying Redis at start (default 30)",
-    )
-    parser.add_argument(
-        "--status-interval",
-        type=float,
-        dest="status_interval_s",
-        help="--no-ui: seconds between status lines (default 5)",
-    )
+def _given(args: argparse.Namespace, env: Mapping[str, str], dest: str) -> bool:
+    """True when the user set this option (flag or environment), not its default."""
+    return getattr(args, dest, None) is not None or bool(env.get(BY_DEST[dest].env))
 
 
-def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
-    """Merge parsed flags, the environment and defaults into one `Settings`."""
+def resolve(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None, *, mode: str | None = None
+) -> Settings:
+    """Merge parsed flags, the environment and defaults (`OPTIONS`) into one `Settings`.
+
+    Raises `UsageError` (one line, exit 2) for a bad environment value or an impossible
+    combination. `mode` is "console", "worker" or "ops" (short connect timeout by default);
+    by default it follows the parsed command.
+    """
     env = os.environ if env is None else env
-
-    def pick(flag: object, name: str, default: object, cast: type = str) -> object:
-        if flag is not None:
-            return flag
-        if env.get(name):
-            try:
-                return cast(env[name])
-            except ValueError:
-                raise SystemExit(
-                    f"spool: {name}={env[name]!r} is not a valid {cast.__name__}"
-                ) from None
-        return default
-
+    mode = mode or mode_of(args)
+    values = {o.dest: value_of(o, getattr(args, o.dest, None), env) for o in OPTIONS}
+    if mode == "ops" and not _given(args, env, "connect_deadline_s"):
+        values["connect_deadline_s"] = OPS_CONNECT_TIMEOUT_S
+    if values["min_workers"] > values["max_workers"]:
+        if not _given(args, env, "min_workers"):  # only the default is above: lower it
+            values["min_workers"] = values["max_workers"]
+        else:
+            raise UsageError(
+                f"--min-workers ({values['min_workers']}) must be <= --max-workers"
+                f" ({values['max_workers']})"
+            )
     token = env.get("SPOOL_API_TOKEN") or None
-    token_file = args.api_token_file or env.get("SPOOL_API_TOKEN_FILE")
+    token_file = values.pop("api_token_file")
     if token_file:
         try:
             with open(token_file, encoding="utf-8") as fh:
                 token = fh.read().strip() or None
         except OSError as exc:
-            raise SystemExit(f"spool: cannot read the API token file: {exc}") from None
-    concurrency = pick(args.concurrency, "SPOOL_CONCURRENCY", None, int)
-    return Settings(
-        redis_url=pick(args.redis_url, "SPOOL_REDIS_URL", None),  # type: ignore[arg-type]
-        prefix=pick(args.prefix, "SPOOL_PREFIX", "spool"),  # type: ignore[arg-type]
-        queues=tuple(args.queues or _env_list(env, "SPOOL_QUEUES") or ["default"]),
-        task_modules=tuple(args.task_modules or _env_list(env, "SPOOL_TASKS") or []),
-        concurrency=concurrency,  # type: ignore[arg-type]
-        min_workers=pick(args.min_workers, "SPOOL_MIN_WORKERS", 5, int),  # type: ignore[arg-type]
-        max_workers=pick(args.max_workers, "SPOOL_MAX_WORKERS", 30, int),  # type: ignore[arg-type]
-        workers=pick(args.workers, "SPOOL_WORKERS", None, int),  # type: ignore[arg-type]
-        lease_s=pick(args.lease_s, "SPOOL_LEASE_S", 10.0, float),  # type: ignore[arg-type]
-        grace_s=pick(args.grace_s, "SPOOL_GRACE_S", 30.0, float),  # type: ignore[arg-type]
-        log_format=pick(args.log_format, "SPOOL_LOG_FORMAT", "text"),  # type: ignore[arg-type]
-        http=pick(args.http, "SPOOL_HTTP", None),  # type: ignore[arg-type]
-        api_token=token,
-        no_ui=bool(getattr(args, "no_ui", False)),
-        demo=bool(args.demo),
-        read_only=bool(args.read_only),
-        connect_deadline_s=pick(args.connect_deadline_s, "SPOOL_CONNECT_TIMEOUT_S", 30.0, float),  # type: ignore[arg-type]
-        status_interval_s=pick(args.status_interval_s, "SPOOL_STATUS_INTERVAL_S", 5.0, float),  # type: ignore[arg-type]
-    )
+            raise UsageError(
+                f"--api-token-file: cannot read {token_file}: {exc.strerror}"
+            ) from None
+    values["json"] = bool(values["json"])
+    return Settings(**values, api_token=token, no_ui=mode == "worker")

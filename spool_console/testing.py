@@ -30,6 +30,8 @@ def make_settings(redis_url: str | None, prefix: str, **overrides: Any) -> Setti
         lease_s=10.0,
         grace_s=2.0,
         log_format="text",
+        log_level="info",
+        json=False,
         http=None,
         api_token=None,
         no_ui=False,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from spool_console.cli import build_parser
+from spool_console.options import UsageError
 from spool_console.settings import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +74,15 @@ def test_flags_over_environment() -> None:
     assert s.connect_deadline_s == 0.25 and s.status_interval_s == 9.0
 
 
-def test_min_above_max_is_clamped_for_the_pool() -> None:
-    pool = settings(["--min-workers", "50", "--max-workers", "8"]).pool_settings()
-    assert pool.min_concurrency == 8 and pool.max_concurrency == 8
+def test_min_above_max_is_a_usage_error_unless_min_is_the_default() -> None:
+    with pytest.raises(UsageError, match=r"--min-workers \(50\) must be <= --max-workers \(8\)"):
+        settings(["--min-workers", "50", "--max-workers", "8"])
+    pool = settings(["--max-workers", "2"]).pool_settings()
+    assert pool.min_concurrency == 2 and pool.max_concurrency == 2
 
 
 def test_bad_environment_value_is_named() -> None:
-    with pytest.raises(SystemExit, match="SPOOL_LEASE_S='soon' is not a valid float"):
+    with pytest.raises(UsageError, match="SPOOL_LEASE_S \\(for --lease\\) must be a number > 0"):
         settings([], {"SPOOL_LEASE_S": "soon"})
 
 

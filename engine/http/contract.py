@@ -11,10 +11,15 @@ into an engine call. To add a route: declare its types here and one `Route` in `
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
+
+from engine.task import TaskSpec
+
+if TYPE_CHECKING:
+    from engine.queues import QueueStats
 
 #: Upper bounds keep arithmetic on the values finite (a 1e308 s delay overflows int()).
 MAX_RETRIES = 1000
@@ -97,6 +102,26 @@ class TaskRequest(Body):
         ]
         | None
     ) = None
+
+    def to_spec(self, received_at_ms: int | None = None) -> TaskSpec:
+        """The engine's `TaskSpec` of this request (null fields take their defaults)."""
+        return TaskSpec(
+            name=self.name,
+            args=self.args or [],
+            kwargs=self.kwargs or {},
+            # "" is passed on for the engine to refuse as a name.
+            queue="default" if self.queue is None else self.queue,
+            priority="default" if self.priority is None else self.priority,
+            max_retries=self.max_retries,
+            timeout_s=self.timeout,
+            delay_s=self.delay,
+            eta_s=self.eta,
+            id=self.id,
+            received_at_ms=received_at_ms,
+            unique_for=self.unique_for,
+            unique_key=self.unique_key,
+            unique_until=self.unique_until or "window",
+        )
 
 
 class BatchRequest(Body):
@@ -214,6 +239,22 @@ class QueueView(Reply):
     paused: bool
     late_rejected: int
     dead_evicted: int
+
+
+def queue_view(s: QueueStats) -> QueueView:
+    """A queue's stats as the API (and `spool-console queues --json`) shows them."""
+    return QueueView(
+        queue=s.queue,
+        levels=list(s.levels),
+        depth=s.depth_by_level,
+        pending=s.pending,
+        scheduled=s.scheduled,
+        active=s.active,
+        dead=s.dead,
+        paused=s.paused,
+        late_rejected=s.late_rejected,
+        dead_evicted=s.dead_evicted,
+    )
 
 
 class QueueList(Reply):

@@ -6,25 +6,8 @@ from aiohttp import web
 
 from engine import queues as queue_ops
 from engine.http.context import ctx
-from engine.http.contract import QueueList, QueueState, QueueView
+from engine.http.contract import QueueList, QueueState, queue_view
 from engine.http.errors import ApiError, reply
-from engine.queues import QueueStats
-
-
-def queue_view(s: QueueStats) -> QueueView:
-    """A queue's stats as the API shows them."""
-    return QueueView(
-        queue=s.queue,
-        levels=list(s.levels),
-        depth=s.depth_by_level,
-        pending=s.pending,
-        scheduled=s.scheduled,
-        active=s.active,
-        dead=s.dead,
-        paused=s.paused,
-        late_rejected=s.late_rejected,
-        dead_evicted=s.dead_evicted,
-    )
 
 
 def _queue(request: web.Request) -> str:

@@ -19,7 +19,7 @@ from engine.http.contract import (
     TaskView,
 )
 from engine.http.errors import ApiError, reply
-from engine.http.validation import batch_specs, read_body, read_query, task_spec
+from engine.http.validation import batch_specs, read_body, read_query
 from engine.task import TaskSpec
 
 
@@ -53,7 +53,7 @@ async def post_task(request: web.Request) -> web.Response:
     """POST /v1/tasks → 201 {"id"}."""
     arrived = _arrival_ms()
     c = ctx(request)
-    spec = task_spec(await read_body(request, TaskRequest, c.max_body_bytes), arrived)
+    spec = (await read_body(request, TaskRequest, c.max_body_bytes)).to_spec(arrived)
     try:
         task_id = await c.coalescer.submit(spec)
     except (ValueError, TypeError) as exc:  # the engine refused this spec; nothing was stored

@@ -71,27 +71,6 @@ def read_query(request: web.Request, kind: type[Q]) -> Q:
         raise _invalid(exc) from None
 
 
-def task_spec(req: TaskRequest, received_at_ms: int) -> TaskSpec:
-    """One requested task as a `TaskSpec`, stamped with the request's arrival time."""
-    return TaskSpec(
-        name=req.name,
-        args=req.args or [],
-        kwargs=req.kwargs or {},
-        # null means the default; "" is passed on for the engine to refuse as a name.
-        queue="default" if req.queue is None else req.queue,
-        priority="default" if req.priority is None else req.priority,
-        max_retries=req.max_retries,
-        timeout_s=req.timeout,
-        delay_s=req.delay,
-        eta_s=req.eta,
-        id=req.id,
-        received_at_ms=received_at_ms,
-        unique_for=req.unique_for,
-        unique_key=req.unique_key,
-        unique_until=req.unique_until or "window",
-    )
-
-
 def batch_specs(req: BatchRequest, max_batch: int, received_at_ms: int) -> list[TaskSpec]:
     """The batch's tasks as specs; 413 over `max_batch` items."""
     if len(req.tasks) > max_batch:
@@ -100,7 +79,7 @@ def batch_specs(req: BatchRequest, max_batch: int, received_at_ms: int) -> list[
             "batch_too_large",
             f"batch of {len(req.tasks)} tasks exceeds the limit of {max_batch}",
         )
-    return [task_spec(t, received_at_ms) for t in req.tasks]
+    return [t.to_spec(received_at_ms) for t in req.tasks]
 
 
 @dataclass(frozen=True, slots=True)

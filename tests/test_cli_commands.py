@@ -1,0 +1,194 @@
+"""Every `spool-console` subcommand against the real server: tables, `--json`, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+from test_http_support import bury, make_broker
+
+from spool_console.cli import main
+from spool_console.cli_output import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Cli:
+    """Runs `main()` in-process with the test's server and prefix from the environment."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse: --help, usage errors
+            code = int(exc.code or 0)
+        out, err = self.capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    def json(self, *argv: str) -> Any:
+        code, out, err = self(*argv, "--json")
+        assert code == 0, err
+        return orjson.loads(out)
+
+
+@pytest.fixture
+def cli(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    for key in [k for k in os.environ if k.startswith("SPOOL_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("SPOOL_REDIS_URL", redis_url)
+    monkeypatch.setenv("SPOOL_PREFIX", prefix)
+    return Cli(capsys)
+
+
+def _bury(redis_url: str, prefix: str, name: str, error: str, queue: str = "jobs") -> str:
+    async def go() -> str:
+        redis = Redis.from_url(redis_url)
+        try:
+            return await bury(make_broker(redis, prefix), name, error, queue)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+def test_queues_task_pause_resume(cli: Cli) -> None:
+    assert cli("queues") == (0, "no queues yet\n", "")
+    code, task_id, _ = cli("task", "enqueue", "spool.noop", "--queue", "mail", "--args", "[]")
+    assert code == 0 and len(task_id.strip()) == 32
+    created = cli.json("task", "enqueue", "spool.sleep", "--queue", "mail", "--delay", "60",
+                       "--kwargs", '{"ms": 1}')
+    code, out, _ = cli("pause", "mail")
+    assert (code, out) == (0, "mail: paused\n")
+    code, out, _ = cli("queues")
+    header, row = out.splitlines()
+    assert header.split() == ["QUEUE", "STATE", "PENDING", "BY", "LEVEL", "SCHEDULED", "ACTIVE",
+                              "DEAD"]
+    assert row.split() == ["mail", "paused", "1", "high=0", "default=1", "low=0", "1", "0", "0"]
+    (mail,) = cli.json("queues")
+    assert mail["paused"] is True and mail["pending"] == 1 and mail["scheduled"] == 1
+    assert cli.json("resume", "mail") == {"queue": "mail", "paused": False}
+    # `task ID` and `task show ID` are the same; the table and the JSON say the same thing.
+    shown = cli.json("task", created["id"])
+    assert shown["state"] == "scheduled" and shown["kwargs"] == {"ms": 1}
+    code, out, _ = cli("task", "show", task_id.strip(), "--queue", "mail")
+    assert code == 0 and "pending" in out and "spool.noop" in out
+
+
+def test_dead_letters_list_show_groups_requeue_delete(
+    cli: Cli, redis_url: str, prefix: str
+) -> None:
+    ids = [_bury(redis_url, prefix, "mail.send", f"TimeoutError: smtp {i}") for i in range(3)]
+    other = _bury(redis_url, prefix, "resize", "ValueError: bad image", queue="img")
+    page = cli.json("dead", "list")
+    assert {i["id"] for i in page["items"]} == {*ids, other} and page["cursor"] is None
+    code, out, _ = cli("dead", "list", "--queue", "jobs", "--limit", "2")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["ID", "QUEUE", "TASK"]
+    assert len(out.splitlines()) == 4 and "more: --cursor" in out  # header, 2 rows, cursor
+    groups = cli.json("dead", "groups")["groups"]
+    assert sorted(g["count"] for g in groups) == [1, 3]
+    code, out, _ = cli("dead", "groups", "--task", "resize")
+    assert code == 0 and "bad image" in out and "smtp" not in out
+    code, out, _ = cli("dead", "show", other)
+    assert code == 0 and "ValueError: bad image" in out and "resize" in out
+    assert cli.json("dead", "show", other, "--queue", "img")["queue"] == "img"
+    # By id: requeue moves it back; delete asks, and without a terminal needs --yes.
+    assert cli.json("dead", "requeue", ids[0]) == {"requeued": 1}
+    code, _, err = cli("dead", "delete", ids[1])
+    assert code == EXIT_FAILED and "add --yes" in err
+    assert cli.json("dead", "delete", ids[1], "--yes") == {"deleted": 1}
+    # Bulk: the scope is printed and nothing happens without confirmation.
+    code, _, err = cli("dead", "requeue", "--all", "--queue", "jobs", "--error", "smtp")
+    assert code == EXIT_FAILED and "requeue 1 dead letter(s) matching queue='jobs'" in err
+    code, out, _ = cli("dead", "requeue", "--all", "--error", "smtp", "--yes")
+    assert (code, out) == (0, "requeued=1\n")
+    assert cli.json("dead", "delete", "--all", "--yes") == {"deleted": 1}
+    assert cli("dead", "list") == (0, "no dead letters\n", "")
+
+
+def test_not_found_and_usage_errors(cli: Cli) -> None:
+    for argv in (("task", "nope"), ("dead", "show", "nope"), ("dead", "delete", "nope", "--yes")):
+        code, _, err = cli(*argv)
+        assert code == EXIT_NOT_FOUND and len(err.splitlines()) == 1, argv
+    for argv in (
+        ("pause", "a b"),
+        ("dead", "requeue"),
+        ("dead", "requeue", "x", "--all"),
+        ("dead", "delete", "x", "--task", "t"),
+        ("task", "enqueue", "x", "--timeout", "0"),
+        ("task", "enqueue", "x", "--args", "{bad"),
+        ("dead", "list", "--limit", "0"),
+        ("--lease", "0"),
+        ("--concurrency", "0"),
+        ("--max-workers", "0"),
+        ("--http", "foo"),
+        ("--redis-url", "notaurl", "queues"),
+        ("queues", "--redis-url", "notaurl"),
+        ("--min-workers", "10", "--max-workers", "2", "worker"),
+        ("--log-level", "loud", "queues"),
+        ("bench", "--tasks", "0"),
+        ("nosuchcommand",),
+    ):
+        code, out, err = cli(*argv)
+        assert code == EXIT_USAGE, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and out == "", (argv, err)
+
+
+def test_environment_values_are_checked(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPOOL_LOG_FORMAT", "xml")
+    code, _, err = cli("queues")
+    assert code == EXIT_USAGE and "SPOOL_LOG_FORMAT (for --log-format) must be one of" in err
+
+
+def test_global_options_before_or_after_the_command(cli: Cli, prefix: str) -> None:
+    assert cli.json("--prefix", prefix, "queues") == cli.json("queues", "--prefix", prefix)
+    assert cli("--json", "dead", "list")[1] == cli("dead", "list", "--json")[1]
+
+
+def test_unreachable_redis_is_exit_3_naming_the_masked_url(cli: Cli) -> None:
+    code, _, err = cli(
+        "queues", "--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--connect-timeout", "0.5"
+    )
+    assert code == EXIT_UNAVAILABLE and "s3cret" not in err
+    assert "redis://:***@127.0.0.1:1/0 is unavailable" in err and "()" not in err
+
+
+def test_help_lists_every_environment_variable_and_the_exit_codes() -> None:
+    from spool_console.options import OPTIONS
+
+    res = subprocess.run(
+        [sys.executable, "-m", "spool_console.cli", "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert res.returncode == 0
+    for opt in OPTIONS:
+        assert opt.env in res.stdout, opt.flag
+    assert "3 Redis unreachable" in res.stdout
+    version = subprocess.run(
+        [sys.executable, "-m", "spool_console.cli", "--version"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+    assert version.returncode == 0 and version.stdout.startswith("spool-console ")
+    assert "textual" not in subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "spool_console.cli", "--version"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    ).stderr
+
+
+def test_readme_lists_every_option() -> None:
+    from spool_console.options import options_table
+
+    assert options_table() in (ROOT / "README.md").read_text()
