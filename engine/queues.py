@@ -7,7 +7,7 @@ from typing import Any
 
 from engine import codec
 from engine.broker import Broker, _s, ea_to_ms
-from engine.flow import slot_label
+from engine.flow import QueueFlow, queue_flow, slot_label
 from engine.task import TaskInfo, TaskState
 
 
@@ -24,6 +24,7 @@ class QueueStats:
     paused: bool
     late_rejected: int
     dead_evicted: int
+    flow: QueueFlow | None = None  # limits, limited tasks waiting and why, throttle counters
 
     @property
     def pending(self) -> int:
@@ -45,6 +46,7 @@ async def queue_stats(broker: Broker, queue: str) -> QueueStats:
         res = await pipe.execute()
     n = len(keys.levels)
     late, evicted = res[n + 4]
+    flow = await queue_flow(broker, queue)
     return QueueStats(
         queue=queue,
         levels=keys.levels,
@@ -55,6 +57,7 @@ async def queue_stats(broker: Broker, queue: str) -> QueueStats:
         paused=bool(res[n + 3]),
         late_rejected=int(late or 0),
         dead_evicted=int(evicted or 0),
+        flow=flow,
     )
 
 

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from test_http_support import api_client, make_broker
 
 from engine import flow
 from engine.broker import Broker
 from engine.queues import queue_stats
-from engine.task import TaskRegistry, task
+from engine.task import TaskRegistry, TaskSpec, task
 
 
 @pytest_asyncio.fixture
@@ -71,3 +72,26 @@ async def test_task_record_says_it_waits_on_a_concurrency_limit(
     waiting = [r for r in records if r["state"] == "pending"]
     assert len(waiting) == 1
     assert waiting[0]["waiting_on"] == "concurrency limit (one.at.a.time)"
+
+
+async def test_queue_view_and_metrics_show_limits_and_hand_backs(
+    api: TestClient, broker: Broker
+) -> None:
+    reg = TaskRegistry()
+
+    @task(name="mail.send", rate_limit="50/s", concurrency=5, registry=reg)
+    async def send(to: str) -> None:
+        return None
+
+    await flow.publish_limits(broker, ["default"], reg)
+    await broker.enqueue([TaskSpec("mail.send", args=[str(i)]) for i in range(4)])
+    assert len((await broker.fetch("default", 10, "w")).tasks) == 1  # 3 wait for a rate slot
+    (view,) = (await (await api.get("/v1/queues")).json())["queues"]
+    assert view["flow"]["limits"] == {"mail.send": "50/s, 5 at once"}
+    assert view["flow"]["running_limited"] == {"mail.send": 1}
+    assert (view["flow"]["waiting_rate"], view["flow"]["throttled_rate"]) == (3, 3)
+    text = await (await api.get("/metrics")).text()
+    assert 'spool_throttled_total{queue="default",limit="rate"} 3' in text
+    assert 'spool_limited_waiting{queue="default",limit="rate"} 3' in text
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert {"spool_throttled", "spool_limited_waiting"} <= families

@@ -226,6 +226,20 @@ class TaskView(Reply):
     ) = None
 
 
+class FlowView(Reply, omit_defaults=False):
+    """Flow control on a queue: declared limits, what waits on them, hand-back counters."""
+
+    limits: dict[str, str]
+    running_limited: dict[str, int]
+    waiting_rate: int
+    waiting_concurrency: int
+    throttled_rate: int
+    throttled_concurrency: int
+    starved_served: int
+    max_wait_s: float | None
+    unique_locks: int
+
+
 class QueueView(Reply):
     """A queue's depths and state."""
 
@@ -239,6 +253,7 @@ class QueueView(Reply):
     paused: bool
     late_rejected: int
     dead_evicted: int
+    flow: FlowView | None = None
 
 
 def queue_view(s: QueueStats) -> QueueView:
@@ -254,6 +269,7 @@ def queue_view(s: QueueStats) -> QueueView:
         paused=s.paused,
         late_rejected=s.late_rejected,
         dead_evicted=s.dead_evicted,
+        flow=None if s.flow is None else msgspec.convert(s.flow, FlowView, from_attributes=True),
     )
 
 

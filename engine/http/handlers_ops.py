@@ -10,12 +10,14 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine import flow
 from engine.http.context import ctx
 from engine.http.contract import Stats, Status, Workers
 from engine.http.errors import reply, unavailable
 from engine.metrics.prometheus import CONTENT_TYPE, render_prometheus
 from engine.metrics.publisher import fetch_fleet_snapshot
 from engine.metrics.snapshot import LatencySummary, MetricsSnapshot
+from engine.queues import all_queue_stats
 from engine.worker import registry
 
 #: Seconds the rates in /v1/stats average over (complete seconds before the snapshot).
@@ -105,7 +107,9 @@ async def get_metrics(request: web.Request) -> web.Response:
     snap = await fetch_fleet_snapshot(c.broker.redis, c.prefix)
     if snap is None:  # no process published yet: empty series, still a valid exposition
         snap = MetricsSnapshot(worker_id="fleet", taken_at_s=time.time(), uptime_s=0.0, processes=0)
-    resp = web.Response(body=render_prometheus(snap).encode())
+    flows = {s.queue: s.flow for s in await all_queue_stats(c.broker) if s.flow is not None}
+    text = render_prometheus(snap) + "\n".join(flow.prometheus_lines(flows)) + "\n"
+    resp = web.Response(body=text.encode())
     resp.headers["Content-Type"] = CONTENT_TYPE  # set whole: content_type= would drop version=
     return resp
 
