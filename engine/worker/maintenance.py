@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from engine.broker import Broker, ReapResult
 
@@ -42,3 +43,35 @@ async def repair_if_leader(broker: Broker, queue: str, lock_ms: int) -> int | No
     if fixed:
         log.warning("repair %s: %d orphaned task(s) put back on pending", queue, fixed)
     return fixed
+
+
+class MaintenanceDuty:
+    """The reaper every `interval_s` and the repair pass every `repair_every_s`, per queue."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        queues: tuple[str, ...],
+        *,
+        interval_s: float | None,
+        repair_every_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.broker = broker
+        self.queues = queues
+        self.interval_s = interval_s or min(1.0, broker.config.lease_s / 2)
+        self.repair_every_s = repair_every_s
+        self._clock = clock
+        self._lock_ms = max(1, int(self.interval_s * 1000 * 0.9))
+        self._last_repair: float | None = None  # the first repair is due one period after start
+
+    async def run_once(self) -> None:
+        """One round: reap every queue; repair them too when a repair is due."""
+        if self._last_repair is None:
+            self._last_repair = self._clock()
+        for queue in self.queues:
+            await reap_if_leader(self.broker, queue, self._lock_ms)
+        if self._clock() - self._last_repair >= self.repair_every_s:
+            self._last_repair = self._clock()
+            for queue in self.queues:
+                await repair_if_leader(self.broker, queue, int(self.repair_every_s * 900))

@@ -1,0 +1,189 @@
+"""The fetcher: keeps the local queue topped up with leased tasks from the pool's queues."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from engine.broker import Broker
+from engine.metrics.recorder import MetricsRecorder
+from engine.task import FetchedTask
+from engine.worker.health import REDIS_DOWN, RedisHealth
+from engine.worker.leases import Leases
+from engine.worker.local_queue import LocalPriorityQueue
+from engine.worker.scaler import AutoScaler
+from engine.worker.settings import PoolSettings
+from engine.worker.settler import Settler
+from engine.worker.slots import Slots
+
+log = logging.getLogger("spool.worker")
+
+
+class Fetcher:
+    """One loop: while the pool holds less than it may, fetch a batch (queues in rotation);
+    when a round finds nothing, block on the queues' wake-up key until work or a due task.
+
+    `waits` keeps the queue wait (ms) of recently fetched tasks for the auto-scaler.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        settings: PoolSettings,
+        worker_id: str,
+        *,
+        local: LocalPriorityQueue,
+        slots: Slots,
+        leases: Leases,
+        settler: Settler,
+        health: RedisHealth,
+        recorder: MetricsRecorder,
+        scaler: AutoScaler,
+    ) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.worker_id = worker_id
+        self.local = local
+        self.slots = slots
+        self.leases = leases
+        self.settler = settler
+        self.health = health
+        self.recorder = recorder
+        self._scaler = scaler
+        self.waits: deque[float] = deque(maxlen=2048)
+        self._blocking = False  # parked on the wake-up key or on slot capacity
+        self.closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start fetching."""
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop fetching without losing a fetch whose reply is in flight.
+
+        Cancelling mid-fetch could strand leased tasks until their lease expires (and count
+        that as a crash), so only a fetcher blocked on the wake key is cancelled outright.
+        """
+        self.closed = True
+        fetcher = self._task
+        if fetcher is None:
+            return
+        self.slots.capacity.set()
+        if self._blocking:
+            fetcher.cancel()
+        done, _ = await asyncio.wait([fetcher], timeout=self.settings.idle_block_s + 5)
+        if not done:
+            fetcher.cancel()
+        await asyncio.gather(fetcher, return_exceptions=True)
+
+    def wait_p95_s(self) -> float | None:
+        """Queue-wait p95 of recently fetched tasks (seconds), or None before any."""
+        if not self.waits:
+            return None
+        waits = sorted(self.waits)
+        return waits[int(0.95 * (len(waits) - 1))] / 1000
+
+    def _room(self) -> int:
+        """How many more tasks the pool may hold now."""
+        s = self.settings
+        hold = int(self._scaler.concurrency * (1 + s.prefetch_ratio))
+        if self.settler.exec_ewma_s < s.fast_task_s:
+            # Short tasks: a batch sized by concurrency alone (8 at 4 slots) makes the round
+            # trip the bottleneck; holding a few dozen leased tasks costs nothing here.
+            hold = max(hold, s.fast_fetch_min)
+        if self.slots.isolating:
+            return 0
+        return hold - self.slots.running - self.local.qsize()
+
+    async def _loop(self) -> None:
+        s = self.settings
+        queues = list(s.queues)
+        rotation = 0
+        backoff = 0.05
+        capacity = self.slots.capacity
+        while not self.closed:
+            room = self._room()
+            if room <= 0:
+                capacity.clear()
+                self._blocking = True
+                try:
+                    await capacity.wait()
+                finally:
+                    self._blocking = False
+                continue
+            try:
+                got, next_due_ms, now_ms = 0, None, 0
+                for i in range(len(queues)):
+                    queue = queues[(rotation + i) % len(queues)]
+                    res = await self.broker.fetch(
+                        queue, min(room - got, s.fetch_batch_max), self.worker_id
+                    )
+                    now_ms = res.now_ms
+                    if res.next_due_ms is not None:
+                        next_due_ms = (
+                            res.next_due_ms
+                            if next_due_ms is None
+                            else min(next_due_ms, res.next_due_ms)
+                        )
+                    if res.tasks:
+                        await self._mark_suspects(queue, res.tasks)
+                        self._accept(res.tasks)
+                        got += len(res.tasks)
+                        self.recorder.count("started", len(res.tasks), queue=queue)
+                    if got >= room:
+                        break
+                rotation += 1
+                self.health.mark_ok()
+                backoff = 0.05
+                if got == 0:
+                    block = s.idle_block_s
+                    if next_due_ms is not None:
+                        block = min(block, max(0.001, (next_due_ms - now_ms) / 1000))
+                    self._blocking = True
+                    try:
+                        await self.broker.wait_for_work(queues, block)
+                    finally:
+                        self._blocking = False
+            except REDIS_DOWN as exc:
+                self.health.mark_down(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # A server error (OOM, a script error) must not end the fetcher for good: the
+                # pool would look alive and never fetch again.
+                log.exception("fetch failed; retrying in %.2f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _accept(self, tasks: list[FetchedTask]) -> None:
+        """Hold fetched tasks and queue them for the slots, highest priority first."""
+        inflight = self.leases.inflight
+        waits = self.waits
+        local = self.local
+        for t in tasks:
+            inflight[t.id] = t
+            waits.append(t.fetched_at_ms - (t.ready_at_ms or t.enqueued_at_ms))
+            local.put_nowait(t, self._rank(t))
+
+    def _rank(self, t: FetchedTask) -> int:
+        """0 for the queue's highest level, 1 for the next, …"""
+        levels = self.broker.keys(t.queue).levels
+        return levels.index(t.level) if t.level in levels else len(levels) // 2
+
+    async def _mark_suspects(self, queue: str, tasks: list[FetchedTask]) -> None:
+        """Note which redelivered tasks had a lease expire before (possible process killers)."""
+        again = [t for t in tasks if t.attempt > 1]
+        if not again:
+            return
+        try:
+            crashes = await self.broker.redis.hmget(
+                self.broker.keys(queue).crash, [t.id for t in again]
+            )
+        except Exception:
+            # Unknown: be careful with all of them rather than lose track of a leased batch.
+            crashes = [1] * len(again)
+        for t, c in zip(again, crashes, strict=True):
+            if c is not None and int(c) > 0:
+                self.slots.suspects.add(t.id)

@@ -1,0 +1,75 @@
+"""The auto-scaler's tick: sample backlog, queue wait and busy slots; resize on a decision."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from engine.broker import Broker
+from engine.metrics.recorder import MetricsRecorder
+from engine.worker.fetcher import Fetcher
+from engine.worker.scaler import AutoScaler, ScalerInputs, ScalerSettings
+from engine.worker.settings import PoolSettings
+from engine.worker.slots import Slots
+
+log = logging.getLogger("spool.worker")
+
+
+def make_scaler(settings: PoolSettings, clock: Callable[[], float]) -> AutoScaler:
+    """The auto-scaler a pool with these settings starts with (pinned if `concurrency` is set)."""
+    s = settings
+    scaler = AutoScaler(
+        ScalerSettings(
+            min_concurrency=min(s.min_concurrency, s.max_concurrency),
+            max_concurrency=s.max_concurrency,
+            wait_p95_target_s=s.wait_p95_target_s,
+            down_after_idle_s=s.scale_down_after_idle_s,
+            up_cooldown_s=s.scale_up_cooldown_s,
+        ),
+        initial=s.concurrency or s.min_concurrency,
+        clock=clock,
+    )
+    if s.concurrency is not None:
+        scaler.pin(s.concurrency)
+    return scaler
+
+
+class ScalingDuty:
+    """Feeds the auto-scaler once per tick; `backlog` is the pending count it last saw."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        queues: tuple[str, ...],
+        scaler: AutoScaler,
+        recorder: MetricsRecorder,
+        slots: Slots,
+        fetcher: Fetcher,
+    ) -> None:
+        self.broker = broker
+        self.queues = queues
+        self.scaler = scaler
+        self.recorder = recorder
+        self.slots = slots
+        self.fetcher = fetcher
+        self.backlog = 0
+
+    async def tick(self) -> None:
+        """Sample the queues' depths, ask the scaler, resize the slots if it decided."""
+        backlog = 0
+        for queue in self.queues:
+            keys = self.broker.keys(queue)
+            async with self.broker.redis.pipeline(transaction=False) as pipe:
+                for key in keys.pending_keys:
+                    pipe.llen(key)
+                depths = await pipe.execute()
+            for level, depth in zip(keys.levels, depths, strict=True):
+                self.recorder.set_depth(queue, level, int(depth))
+                backlog += int(depth)
+        self.backlog = backlog
+        busy = self.slots.running / max(1, self.scaler.concurrency)
+        decision = self.scaler.tick(ScalerInputs(backlog, self.fetcher.wait_p95_s(), busy))
+        self.fetcher.waits.clear()  # the next tick judges the next second's waits
+        if decision is not None:
+            log.info("auto-scaler %d -> %d: %s", decision.old, decision.new, decision.reason)
+            self.slots.resize()

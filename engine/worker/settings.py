@@ -1,0 +1,40 @@
+"""How a worker pool runs: its settings and its identity."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """How a pool runs. `concurrency` set means pinned; otherwise the auto-scaler moves it
+    between `min_concurrency` and `max_concurrency`."""
+
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int | None = None
+    min_concurrency: int = 5
+    max_concurrency: int = 30
+    prefetch_ratio: float = 1.0
+    fetch_batch_max: int = 256
+    idle_block_s: float = 1.0
+    default_timeout_s: float | None = 300.0
+    thread_pool_size: int = 16
+    grace_s: float = 30.0
+    heartbeat_s: float = 2.0
+    maintenance_s: float | None = None
+    repair_every_s: float = 600.0
+    scaler_tick_s: float = 1.0
+    wait_p95_target_s: float = 1.0
+    scale_down_after_idle_s: float = 10.0
+    scale_up_cooldown_s: float = 1.0
+    watchdog_tick_s: float = 0.05
+    fast_task_s: float = 0.002
+    fast_fetch_min: int = 64
+    metrics_interval_s: float = 1.0
+
+
+def make_worker_id() -> str:
+    """host:pid:random — unique per process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
