@@ -18,6 +18,7 @@ from spool_console.screens.detail import DetailScreen, as_json, fmt_ms_time, rec
 from spool_console.screens.enqueue_form import EnqueueScreen
 from widgets.breakdown_table import BreakdownTable
 from widgets.depth_panel import DepthPanel
+from widgets.limits_panel import LimitsPanel, held_back
 from widgets.stage_table import fmt_ms
 from widgets.vim_table import VimTable
 
@@ -128,6 +129,7 @@ class QueuesScreen(QueueActions):
                     ("Active", "active"),
                     ("Dead", "dead"),
                     ("State", "state"),
+                    ("Held by limits", "held"),
                     ("Succeeded", "ok"),
                     ("Failed", "failed"),
                     ("Wait p95", "wait"),
@@ -187,6 +189,7 @@ class QueuesScreen(QueueActions):
                         f"{q.active:,}",
                         f"{q.dead:,}",
                         "‖ paused" if q.paused else "running",
+                        held_back(q.flow),
                         f"{per_queue.get('succeeded', {}).get(q.queue, 0):,}",
                         f"{per_queue.get('failed', {}).get(q.queue, 0):,}",
                         fmt_ms(wait.p95_ms) if wait and wait.count else "-",
@@ -231,6 +234,8 @@ def task_view(info: TaskInfo) -> DetailScreen:
         fields.append(("result TTL", f"{info.result_ttl_ms / 1000:,.0f} s left"))
     if info.reason:
         fields.append(("reason", info.reason))
+    if info.waiting_on:
+        fields.append(("waiting on", info.waiting_on))
     blocks = [("args", as_json(info.args), "json"), ("kwargs", as_json(info.kwargs), "json")]
     if info.result is not None:
         blocks.append(("result", as_json(info.result), "json"))
@@ -252,6 +257,10 @@ class QueueDetailScreen(QueueActions):
     ]
     DEFAULT_CSS = """
     QueueDetailScreen #queue-head { height: auto; padding: 0 1; border: round $primary 50%; }
+    QueueDetailScreen #limits-box {
+        height: auto; max-height: 40%; border: round $primary 50%;
+        border-title-color: $text-accent;
+    }
     QueueDetailScreen #tasks-empty { color: $text-muted; padding: 1 2; display: none; }
     QueueDetailScreen #tasks-box {
         height: 1fr; border: round $primary 50%; border-title-color: $text-accent;
@@ -266,6 +275,9 @@ class QueueDetailScreen(QueueActions):
     def compose(self) -> ComposeResult:
         yield self.compose_status()
         yield Static(self.queue, id="queue-head")
+        with VerticalScroll(id="limits-box") as box:
+            box.border_title = "Flow control (fleet-wide limits)"
+            yield LimitsPanel(id="limits")
         with Vertical(id="tasks-box") as box:
             box.border_title = f"Next {self.PEEK} tasks of each level (fetch order)"
             yield VimTable(
@@ -308,6 +320,7 @@ class QueueDetailScreen(QueueActions):
                 f"  ·  scheduled {stats.scheduled:,}"
                 f"  ·  active {stats.active:,}  ·  dead {stats.dead:,}"
             )
+        self.query_one(LimitsPanel).show(stats.flow if stats else None)
         if snap.connected:
             self._peek()
 
