@@ -66,6 +66,52 @@ async def all_queue_stats(broker: Broker) -> list[QueueStats]:
     return [await queue_stats(broker, q) for q in await broker.known_queues()]
 
 
+@dataclass(frozen=True, slots=True)
+class QueueGauge:
+    """One queue's state for metrics: counts and how long its oldest pending task has waited."""
+
+    queue: str
+    pending: int
+    scheduled: int
+    active: int
+    dead: int
+    oldest_pending_age_s: float | None
+    late_rejected: int
+    dead_evicted: int
+
+
+async def queue_gauges(
+    broker: Broker, now_ms: float, stats: list[QueueStats] | None = None
+) -> list[QueueGauge]:
+    """`QueueGauge` of every known queue (of `stats` when the caller has them already); ages
+    are measured from the tasks' enqueue time."""
+    out = []
+    for s in await all_queue_stats(broker) if stats is None else stats:
+        keys = broker.keys(s.queue)
+        async with broker.redis.pipeline(transaction=False) as pipe:
+            for key in keys.pending_keys:
+                pipe.lindex(key, -1)  # fetch pops from the right: the tail is next out
+            heads = [_s(x) for x in await pipe.execute() if x is not None]
+        ages = [now_ms - ms for ms in map(ea_to_ms, await _eas(broker, s.queue, heads)) if ms]
+        out.append(
+            QueueGauge(
+                queue=s.queue,
+                pending=s.pending,
+                scheduled=s.scheduled,
+                active=s.active,
+                dead=s.dead,
+                oldest_pending_age_s=max(0.0, max(ages) / 1000) if ages else None,
+                late_rejected=s.late_rejected,
+                dead_evicted=s.dead_evicted,
+            )
+        )
+    return out
+
+
+async def _eas(broker: Broker, queue: str, ids: list[str]) -> list[Any]:
+    return await broker.redis.hmget(broker.keys(queue).ea, ids) if ids else []
+
+
 async def pause(broker: Broker, queue: str) -> None:
     """Stop handing out tasks of `queue` (running ones finish; enqueues still land)."""
     await broker.register_queues([queue])

@@ -213,6 +213,7 @@ def _run_headless(settings: Settings) -> int:
         http_port=address[1] if address else None,
         api_token=settings.api_token,
         demo=settings.demo,
+        metrics_port=settings.metrics_port,
     )
     return _run_loop(run_headless(opts))
 

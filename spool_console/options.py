@@ -166,6 +166,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="HOST:PORT"),
     Option("--api-token-file", "SPOOL_API_TOKEN_FILE", "file holding the HTTP bearer token "
            "(or the token itself in SPOOL_API_TOKEN)", metavar="FILE"),
+    Option("--metrics-port", "SPOOL_METRICS_PORT", "worker: serve Prometheus /metrics on "
+           "127.0.0.1:PORT (without the HTTP API)", parse=port_number, metavar="PORT"),
     Option("--status-interval", "SPOOL_STATUS_INTERVAL_S", "worker: seconds between status "
            "lines", 5.0, parse=positive_float, metavar="S", name="status_interval_s"),
     Option("--demo", "SPOOL_DEMO", "feed a mixed synthetic load", False, parse=boolean,

@@ -35,6 +35,7 @@ class Settings:
     lease_s: float
     grace_s: float
     http: str | None
+    metrics_port: int | None
     status_interval_s: float
     demo: bool
     read_only: bool

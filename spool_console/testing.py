@@ -33,6 +33,7 @@ def make_settings(redis_url: str | None, prefix: str, **overrides: Any) -> Setti
         log_level="info",
         json=False,
         http=None,
+        metrics_port=None,
         api_token=None,
         no_ui=False,
         demo=False,

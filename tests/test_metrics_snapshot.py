@@ -13,8 +13,8 @@ from engine.metrics import (
     decode_snapshot,
     encode_snapshot,
     merge_snapshots,
-    render_prometheus,
 )
+from engine.metrics.prometheus import render_prometheus
 
 
 class Clock:

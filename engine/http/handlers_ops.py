@@ -17,7 +17,7 @@ from engine.http.errors import reply, unavailable
 from engine.metrics.prometheus import CONTENT_TYPE, render_prometheus
 from engine.metrics.publisher import fetch_fleet_snapshot
 from engine.metrics.snapshot import LatencySummary, MetricsSnapshot
-from engine.queues import all_queue_stats
+from engine.queues import all_queue_stats, queue_gauges
 from engine.worker import registry
 
 #: Seconds the rates in /v1/stats average over (complete seconds before the snapshot).
@@ -107,8 +107,11 @@ async def get_metrics(request: web.Request) -> web.Response:
     snap = await fetch_fleet_snapshot(c.broker.redis, c.prefix)
     if snap is None:  # no process published yet: empty series, still a valid exposition
         snap = MetricsSnapshot(worker_id="fleet", taken_at_s=time.time(), uptime_s=0.0, processes=0)
-    flows = {s.queue: s.flow for s in await all_queue_stats(c.broker) if s.flow is not None}
-    text = render_prometheus(snap) + "\n".join(flow.prometheus_lines(flows)) + "\n"
+    stats = await all_queue_stats(c.broker)
+    flows = {s.queue: s.flow for s in stats if s.flow is not None}
+    gauges = await queue_gauges(c.broker, time.time() * 1000, stats)
+    # Flow-control series are still written by hand (engine.flow); the rest by the collector.
+    text = render_prometheus(snap, gauges) + "\n".join(flow.prometheus_lines(flows)) + "\n"
     resp = web.Response(body=text.encode())
     resp.headers["Content-Type"] = CONTENT_TYPE  # set whole: content_type= would drop version=
     return resp

@@ -1,12 +1,12 @@
 """Spool metrics: log histograms, time windows, the recorder, snapshots, publishing, Prometheus.
 
 Pure Python + orjson; nothing here imports a UI toolkit or awaits on the recording path.
+`engine.metrics.prometheus` (prometheus-client) is imported only by what serves /metrics.
 """
 
 from __future__ import annotations
 
 from .histogram import LogHistogram
-from .prometheus import render_prometheus
 from .publisher import SnapshotPublisher, fetch_fleet_snapshot, stats_key, stats_pattern
 from .recorder import ALL_STAGES, EVENTS, INGRESS, STAGES, WINDOWS_S, MetricsRecorder
 from .snapshot import (
@@ -45,7 +45,6 @@ __all__ = [
     "encode_snapshot",
     "fetch_fleet_snapshot",
     "merge_snapshots",
-    "render_prometheus",
     "stats_key",
     "stats_pattern",
 ]

@@ -34,6 +34,7 @@ class RunnerOptions:
     http_port: int | None = None
     api_token: str | None = None
     demo: bool = False
+    metrics_port: int | None = None
 
 
 def import_task_modules(modules: tuple[str, ...]) -> None:
@@ -143,6 +144,12 @@ async def run_headless(
                 token=opts.api_token,
                 pool=pool,
             )
+        metrics_runner = None
+        if opts.metrics_port is not None:
+            from engine.metrics.exporter import start_metrics_server
+
+            metrics_runner = await start_metrics_server(broker, pool.recorder, opts.metrics_port)
+            log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", opts.metrics_port)
         if opts.demo:
             from engine.demo import run_demo_load
 
@@ -157,8 +164,9 @@ async def run_headless(
         for task in side:
             task.cancel()
         await asyncio.gather(*side, return_exceptions=True)
-        if http_runner is not None:
-            await http_runner.cleanup()
+        for runner in (http_runner, metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
         await pool.stop()
         await redis.aclose()
         return 0
