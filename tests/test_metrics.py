@@ -335,3 +335,46 @@ def test_above_the_sample_budget_histograms_sample_with_weights_and_counts_stay_
     wait = snap.stage("queue_wait", 10)
     assert wait.count == 4000  # weights keep the count honest
     assert 1.8 <= wait.p50_ms <= 2.2
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 12), st.integers(-8, 0), st.floats(1.0, 1e6), st.booleans()),
+        min_size=1,
+        max_size=80,
+    ),
+    st.integers(0, 4),
+)
+def test_cached_steps_equal_a_fresh_merge(
+    ops: list[tuple[int, int, float, bool]], offset_s: int
+) -> None:
+    """steps() reuses merged closed steps; late samples and sliding spans must not show."""
+    w = HistogramWindow(horizon_s=30)
+    recorded: list[tuple[float, int]] = []
+    now = 1000
+    for step, lag, value, read in ops:
+        now += step
+        w.record(value, second=now + lag)
+        recorded.append((value, now + lag))
+        if read:
+            fresh = HistogramWindow(horizon_s=30)  # empty cache: every step merged anew
+            for v, sec in recorded:
+                fresh.record(v, second=sec)
+            got = [(s, h.to_dict()) for s, h in w.steps(now, 30, 5, offset_s)]
+            want = [(s, h.to_dict()) for s, h in fresh.steps(now, 30, 5, offset_s)]
+            assert got == want
+
+
+def test_per_queue_counters_and_depths_are_capped() -> None:
+    rec = MetricsRecorder(clock=FakeClock(), max_keys_per_dimension=3)
+    for k in range(10):
+        rec.count("enqueued", queue=f"q{k}")
+        rec.record_task(f"q{k}", "l", "t", 1.0, 1.1, 1.2, 1.3, 1.4)
+        rec.set_depth(f"q{k}", "l", k)
+    snap = rec.snapshot()
+    enq = next(c for c in snap.counters if c.event == "enqueued")
+    assert dict(enq.per_queue) == {"q0": 1, "q1": 1, "q2": 1, "_other": 7}
+    ok = next(c for c in snap.counters if c.event == "succeeded")
+    assert dict(ok.per_queue)["_other"] == 7 and ok.total == 10
+    assert len(snap.depths) == 3

@@ -52,8 +52,9 @@ BREAKDOWN_STAGES = ("end_to_end", "queue_wait")
 DIMENSIONS = ("queue", "level", "task")
 #: Step of the end-to-end latency time series, in seconds.
 LATENCY_STEP_S = 5
-#: Distinct keys kept per dimension; the rest are filed under OTHER_KEY so a producer that
-#: invents task names cannot grow memory without bound.
+#: Distinct keys kept per dimension (and queues in the per-queue counters and depths); the
+#: rest are filed under OTHER_KEY (depths: dropped) so a producer that invents queue or task
+#: names cannot grow memory without bound.
 MAX_KEYS_PER_DIMENSION = 200
 OTHER_KEY = "_other"
 
@@ -182,12 +183,13 @@ class MetricsRecorder:
     def count(self, event: str, n: int = 1, *, queue: str = "default") -> None:
         """Add ``n`` to counter ``event`` (see ``EVENTS``) for ``queue``."""
         self._counters.add(event, n, int(self._clock()))
-        key = (event, queue)
+        key = (event, self._key("queue", queue))
         self._per_queue[key] = self._per_queue.get(key, 0) + n
 
     def set_depth(self, queue: str, level: str, depth: int) -> None:
         """Remember the latest sampled depth of one queue level."""
-        self._depths[(queue, level)] = (depth, self._wall_clock())
+        if (queue, level) in self._depths or len(self._depths) < self._max_keys:
+            self._depths[(queue, level)] = (depth, self._wall_clock())
 
     @property
     def dropped_samples(self) -> int:
@@ -250,7 +252,7 @@ class MetricsRecorder:
             outcomes[ok_key] = outcomes.get(ok_key, 0) + 1
         for (event, queue, sec), n in outcomes.items():
             self._counters.add(event, n, sec)
-            key = (event, queue)
+            key = (event, self._key("queue", queue))
             self._per_queue[key] = self._per_queue.get(key, 0) + n
         # Above `sample_budget_per_s` tasks a second, histograms take every k-th task with
         # weight k: percentiles stay accurate (thousands of samples a second) while the fold
