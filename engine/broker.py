@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis, RedisCluster
 
-from engine import codec
+from engine import codec, tracing
 from engine.config import EngineConfig
 from engine.keys import GlobalKeys, QueueKeys
 from engine.limits import unique_digest
@@ -115,7 +115,9 @@ class Broker:
         return sorted(_s(m) for m in members)
 
     # -- enqueue -----------------------------------------------------------------------------
-    def _encode_spec(self, spec: TaskSpec) -> tuple[str, str, int, bytes]:
+    def _encode_spec(
+        self, spec: TaskSpec, trace_parent: str | None = None
+    ) -> tuple[str, str, int, bytes]:
         level = self.level_of(spec.queue, spec.priority)  # validates the queue name too
         name = spec.name
         if not isinstance(name, str) or not _TASK_NAME_RE.fullmatch(name):
@@ -141,6 +143,7 @@ class Broker:
             max_retries=max_retries,
             timeout_s=spec.timeout_s,
             received_at_ms=spec.received_at_ms,
+            trace_parent=trace_parent,
         )
         return task_id, level, max(0, int(delay_s * 1000)), payload
 
@@ -152,7 +155,16 @@ class Broker:
         """
         if not specs:
             return []
-        encoded = [self._encode_spec(spec) for spec in specs]  # refuses bad input before I/O
+        if tracing.tracer is None:
+            return await self._enqueue(specs, [None] * len(specs))
+        with tracing.producer_spans(specs) as trace_parents:
+            return await self._enqueue(specs, trace_parents)
+
+    async def _enqueue(
+        self, specs: Sequence[TaskSpec], trace_parents: Sequence[str | None]
+    ) -> list[str]:
+        # Refuses bad input before any I/O.
+        encoded = [self._encode_spec(s, tp) for s, tp in zip(specs, trace_parents, strict=True)]
         for spec in specs:
             if spec.unique_key is not None and spec.unique_for is None:
                 raise ValueError("unique_key needs unique_for (the window in seconds)")
@@ -385,4 +397,5 @@ def _decode_fetched(
         fetched_at_ms=now_ms,
         token=token,
         received_at_ms=doc.get("ra"),
+        trace_parent=doc.get("tp"),
     )

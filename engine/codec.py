@@ -65,6 +65,7 @@ def encode_payload(
     max_retries: int,
     timeout_s: float | None,
     received_at_ms: int | None = None,
+    trace_parent: str | None = None,
 ) -> bytes:
     """Encode the immutable part of a task.
 
@@ -79,6 +80,8 @@ def encode_payload(
     doc: dict[str, Any] = {"l": level, "n": name, "r": int(max_retries), "t": timeout_s}
     if received_at_ms is not None:
         doc["ra"] = received_at_ms
+    if trace_parent is not None:
+        doc["tp"] = trace_parent
     doc["a"] = list(args)
     doc["k"] = dict(kwargs)
     try:

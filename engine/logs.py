@@ -8,9 +8,13 @@ import time
 
 import orjson
 
+#: Fields a log call may attach with `extra=` that JSON lines carry (log shippers index them).
+TASK_FIELDS = ("task_id", "queue", "task", "attempt")
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message (and the exception, if any)."""
+    """One JSON object a line: time, level, logger, message, the task's `task_id`, `queue`,
+    `task` and `attempt` where the call gave them, and the exception, if any."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {
@@ -19,6 +23,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key in TASK_FIELDS:
+            value = record.__dict__.get(key)
+            if value is not None:
+                doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(doc).decode()

@@ -166,6 +166,7 @@ class FetchedTask:
     received_at_ms: int | None = None
     decode_error: str | None = None
     ready_at_ms: float | None = None  # a delayed, retried or reaped task became runnable
+    trace_parent: str | None = None  # W3C traceparent of the enqueue's span (engine.tracing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,14 @@ def _run_headless(settings: Settings) -> int:
     from engine.worker.runner import RunnerOptions, run_headless
 
     setup_logging(settings.log_format, getattr(logging, settings.log_level.upper()))
+    if settings.otel:
+        from engine import tracing
+
+        try:
+            tracing.enable()
+        except RuntimeError as exc:
+            print(f"spool-console: --otel: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     address = settings.http_address()
     opts = RunnerOptions(
         redis_url=settings.redis_url,

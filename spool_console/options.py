@@ -170,6 +170,8 @@ OPTIONS: tuple[Option, ...] = (
            "127.0.0.1:PORT (without the HTTP API)", parse=port_number, metavar="PORT"),
     Option("--status-interval", "SPOOL_STATUS_INTERVAL_S", "worker: seconds between status "
            "lines", 5.0, parse=positive_float, metavar="S", name="status_interval_s"),
+    Option("--otel", "SPOOL_OTEL", "worker: trace enqueue → handler with OpenTelemetry (the "
+           "otel extra; the process's tracer provider)", False, parse=boolean, kind="switch"),
     Option("--demo", "SPOOL_DEMO", "feed a mixed synthetic load", False, parse=boolean,
            kind="switch"),
     Option("--read-only", "SPOOL_READ_ONLY", "console: hide every action that changes "

@@ -37,6 +37,7 @@ class Settings:
     http: str | None
     metrics_port: int | None
     status_interval_s: float
+    otel: bool
     demo: bool
     read_only: bool
     api_token: str | None

@@ -36,6 +36,7 @@ def make_settings(redis_url: str | None, prefix: str, **overrides: Any) -> Setti
         metrics_port=None,
         api_token=None,
         no_ui=False,
+        otel=False,
         demo=False,
         read_only=False,
         connect_deadline_s=5.0,

@@ -4,14 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from engine import codec, tracing
 from engine.config import EngineConfig
 from engine.outcomes import Outcome, failed, succeeded
-from engine.task import FetchedTask, TaskContext, TaskRegistry
+from engine.task import FetchedTask, TaskContext, TaskDef, TaskRegistry
+
+log = logging.getLogger("spool.task")
+
+
+def _log_failure(outcome: Outcome) -> tuple[str, str]:
+    """One WARNING per failed attempt, with its error and never its arguments.
+
+    Returns (exception type, first line of the error) for the trace.
+    """
+    t = outcome.task
+    record = codec.loads(outcome.data)
+    exc_type = str(record.get("exc_type") or "Error")
+    lines = str(record.get("error") or "").strip().splitlines()
+    error = lines[0] if lines else ""
+    log.warning(
+        "task %s %s (%s) attempt %d failed, %s: %s: %s",
+        t.name,
+        t.id,
+        t.queue,
+        t.attempt,
+        "retrying" if outcome.kind == "r" else "dead-lettered",
+        exc_type,
+        error,
+        extra={"task_id": t.id, "queue": t.queue, "task": t.name, "attempt": t.attempt},
+    )
+    return exc_type, error
 
 
 class HandlerTimeout(Exception):
@@ -80,6 +108,21 @@ class HandlerRunner:
                 worker=self.worker_id,
             )
             return outcome, started, time.time()
+        if tracing.tracer is None:
+            outcome = await self._call(t, definition, index, started)
+            if outcome.kind != "s":
+                _log_failure(outcome)
+        else:
+            with tracing.consumer_span(t) as span:
+                outcome = await self._call(t, definition, index, started)
+                if outcome.kind != "s":
+                    tracing.record_failure(span, *_log_failure(outcome))
+        return outcome, started, time.time()
+
+    async def _call(
+        self, t: FetchedTask, definition: TaskDef, index: int, started: float
+    ) -> Outcome:
+        """Call the handler with its arguments under its timeout; the attempt's outcome."""
         timeout = t.timeout_s or definition.timeout_s or self.default_timeout_s
         kwargs = t.kwargs
         if definition.wants_context:
@@ -104,7 +147,7 @@ class HandlerRunner:
             raise
         except Exception as exc:
             outcome = failed(t, exc, self.config, worker=self.worker_id)
-        return outcome, started, time.time()
+        return outcome
 
     async def _run_async(
         self,
