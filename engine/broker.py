@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis, RedisCluster
 
-from engine import codec, tracing
+from engine import codec, declared, tracing
 from engine.config import EngineConfig
 from engine.keys import GlobalKeys, QueueKeys
 from engine.limits import unique_digest
 from engine.outcomes import Outcome
 from engine.scripts import Scripts
-from engine.task import FetchedTask, TaskSpec
+from engine.task import FetchedTask, TaskRegistry, TaskSpec, default_registry
 
 # Ids and names travel inside newline-separated script arguments and lease tokens ("rand|worker"),
 # so whitespace, '|' and quotes are kept out of them.
@@ -66,10 +66,18 @@ def _s(value: bytes | str) -> str:
 class Broker:
     """Queue operations over one Redis client. Cheap to create; holds no connection itself."""
 
-    def __init__(self, redis: Redis, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        config: EngineConfig | None = None,
+        *,
+        registry: TaskRegistry | None = None,
+    ) -> None:
         self.redis = redis
         self.cluster = isinstance(redis, RedisCluster)
         self.config = config or EngineConfig()
+        # Declared task options (`@task(queue=...)`) are the defaults of every enqueue here.
+        self.registry = default_registry if registry is None else registry
         self.globals = GlobalKeys(self.config.prefix)
         self.scripts = Scripts(redis)
         self._keys: dict[str, QueueKeys] = {}
@@ -87,9 +95,11 @@ class Broker:
             self._keys[queue] = keys
         return keys
 
-    def level_of(self, queue: str, priority: str) -> str:
-        """Validate a priority name against the queue's levels."""
+    def level_of(self, queue: str, priority: str | None) -> str:
+        """Validate a priority name against the queue's levels; None is the middle level."""
         keys = self.keys(queue)
+        if priority is None:
+            return "default" if "default" in keys.pending else keys.levels[len(keys.levels) // 2]
         if priority not in keys.pending:
             raise ValueError(
                 f"unknown priority {priority!r} for queue {queue!r}; "
@@ -115,9 +125,15 @@ class Broker:
         return sorted(_s(m) for m in members)
 
     # -- enqueue -----------------------------------------------------------------------------
+    def resolve(self, spec: TaskSpec) -> TaskSpec:
+        """`spec` with the task's declared options filled in and its arguments checked against
+        the registered handler (`TaskArgumentsError`, a `TypeError`, when they do not fit)."""
+        return declared.resolve(spec, self.registry)
+
     def _encode_spec(
         self, spec: TaskSpec, trace_parent: str | None = None
     ) -> tuple[str, str, int, bytes]:
+        assert spec.queue is not None  # resolved by the caller
         level = self.level_of(spec.queue, spec.priority)  # validates the queue name too
         name = spec.name
         if not isinstance(name, str) or not _TASK_NAME_RE.fullmatch(name):
@@ -152,9 +168,13 @@ class Broker:
 
         A unique task (`unique_for`) whose twin is still within its window is not stored: the
         twin's id is returned in its place.
+
+        Options a spec leaves out come from the task's `@task` declaration when this process
+        has it registered (see `resolve`); everything is validated before any write.
         """
         if not specs:
             return []
+        specs = [declared.resolve(spec, self.registry) for spec in specs]
         if tracing.tracer is None:
             return await self._enqueue(specs, [None] * len(specs))
         with tracing.producer_spans(specs) as trace_parents:
@@ -174,7 +194,7 @@ class Broker:
         ids = [e[0] for e in encoded]
         by_queue: dict[str, list[int]] = {}
         for i, spec in enumerate(specs):
-            by_queue.setdefault(spec.queue, []).append(i)
+            by_queue.setdefault(spec.queue or "default", []).append(i)
         await self.register_queues(by_queue)
         for queue, indexes in by_queue.items():
             keys = self.keys(queue)

@@ -60,8 +60,8 @@ def register_builtins(registry: TaskRegistry) -> None:
                     is_async=asyncio.iscoroutinefunction(fn),
                     timeout_s=None,
                     max_retries=None,
-                    queue="default",
-                    priority="default",
+                    queue=None,
+                    priority=None,
                     wants_context=False,
                 )
             )

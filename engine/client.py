@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from redis.asyncio import Redis
 
 from engine import dead as dead_ops
+from engine import declared
 from engine import queues as queue_ops
 from engine.broker import Broker
 from engine.config import EngineConfig
-from engine.task import TaskDeadError, TaskInfo, TaskSpec, TaskState
+from engine.task import TaskDeadError, TaskInfo, TaskRegistry, TaskSpec, TaskState
 
 log = logging.getLogger("spool.client")
 
@@ -34,6 +35,7 @@ class Client:
         config: EngineConfig | None = None,
         redis: Redis | None = None,
         max_connections: int = 10,
+        registry: TaskRegistry | None = None,
     ) -> None:
         self.url = url
         self.config = config or EngineConfig()
@@ -42,6 +44,7 @@ class Client:
         self._server: Any = None
         self._max_connections = max_connections
         self._broker: Broker | None = None
+        self._registry = registry
 
     async def connect(self) -> Client:
         """Open the connection (idempotent). `async with` calls this for you."""
@@ -62,7 +65,7 @@ class Client:
             from engine.connection import check_server
 
             await check_server(self._redis, url)  # warns once about eviction / no persistence
-        self._broker = Broker(self._redis, self.config)
+        self._broker = Broker(self._redis, self.config, registry=self._registry)
         return self
 
     async def close(self) -> None:
@@ -100,12 +103,12 @@ class Client:
 
     async def enqueue(
         self,
-        name: str,
+        task: str | Callable[..., Any],
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         *,
-        queue: str = "default",
-        priority: str = "default",
+        queue: str | None = None,
+        priority: str | None = None,
         max_retries: int | None = None,
         timeout: float | None = None,
         delay: float | None = None,
@@ -117,33 +120,42 @@ class Client:
     ) -> str:
         """Enqueue one task; returns its id. `delay` in seconds; `eta` as epoch seconds.
 
+        `task` is a `@task` handler or a task name. Options left out (None) take the task's
+        declared defaults, then the engine's. With a handler (or a name registered in this
+        process) the arguments are checked against its signature here: a `TypeError` now
+        rather than a dead task later.
+
         With `unique_for` (seconds), an equal task (same name and arguments, or the same
         `unique_key`) enqueued within that window is not stored again: the first task's id is
         returned. `unique_until="done"` ends the window early when the first task ends.
         """
-        spec = TaskSpec(
-            name=name,
-            args=args,
-            kwargs=kwargs or {},
-            queue=queue,
-            priority=priority,
-            max_retries=max_retries,
-            timeout_s=timeout,
-            delay_s=delay,
-            eta_s=eta,
-            id=id,
-            unique_for=unique_for,
-            unique_key=unique_key,
-            unique_until=unique_until,
+        spec = _to_spec(
+            {
+                "name": task,
+                "args": args,
+                "kwargs": kwargs or {},
+                "queue": queue,
+                "priority": priority,
+                "max_retries": max_retries,
+                "timeout_s": timeout,
+                "delay_s": delay,
+                "eta_s": eta,
+                "id": id,
+                "unique_for": unique_for,
+                "unique_key": unique_key,
+                "unique_until": unique_until,
+            },
+            self.broker,
         )
         return (await self.broker.enqueue([spec]))[0]
 
     async def enqueue_many(self, specs: Sequence[TaskSpec | Mapping[str, Any]]) -> list[str]:
         """Enqueue many tasks in one round trip per queue; returns their ids in order.
 
-        Items are `TaskSpec`s or dicts with the keyword names of `enqueue`.
+        Items are `TaskSpec`s or dicts with the keyword names of `enqueue` (`name` may be a
+        `@task` handler).
         """
-        return await self.broker.enqueue([_to_spec(s) for s in specs])
+        return await self.broker.enqueue([_to_spec(s, self.broker) for s in specs])
 
     async def status(self, task_id: str, queue: str | None = None) -> TaskInfo | None:
         """A task's state and record, or None when unknown (or its result expired)."""
@@ -211,7 +223,9 @@ _SPEC_FIELDS = {
 }
 
 
-def _to_spec(item: TaskSpec | Mapping[str, Any]) -> TaskSpec:
+def _to_spec(item: TaskSpec | Mapping[str, Any], broker: Broker) -> TaskSpec:
+    """A spec from a TaskSpec or a dict; a handler object given as the name brings its own
+    declaration (it may be registered in another registry than the broker's)."""
     if isinstance(item, TaskSpec):
         return item
     unknown = set(item) - set(_SPEC_FIELDS)
@@ -219,4 +233,15 @@ def _to_spec(item: TaskSpec | Mapping[str, Any]) -> TaskSpec:
         raise ValueError(f"unknown task fields: {', '.join(sorted(unknown))}")
     if "name" not in item:
         raise ValueError("a task needs a name")
-    return TaskSpec(**{_SPEC_FIELDS[k]: v for k, v in item.items()})
+    fields = {_SPEC_FIELDS[k]: v for k, v in item.items()}
+    target = fields["name"]
+    definition = None
+    if not isinstance(target, str):
+        definition = declared.definition_of(target)
+        if definition is None:
+            raise TypeError(
+                f"a task is a name or a @task handler, not {type(target).__name__}"
+                + (" (decorate it with @task)" if callable(target) else "")
+            )
+        fields["name"] = definition.name
+    return declared.resolve(TaskSpec(**fields), broker.registry, definition)

@@ -27,15 +27,19 @@ class TaskState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TaskDef:
-    """A registered handler and its defaults."""
+    """A registered handler and its declared defaults (None: not declared).
+
+    `queue`, `priority`, `max_retries` and `timeout_s` are what an enqueue that leaves them out
+    gets.
+    """
 
     name: str
     fn: Callable[..., Any]
     is_async: bool
     timeout_s: float | None
     max_retries: int | None
-    queue: str
-    priority: str
+    queue: str | None
+    priority: str | None
     wants_context: bool
     limits: FlowLimits | None = None
 
@@ -84,8 +88,8 @@ def task(
     *,
     timeout: float | None = None,
     max_retries: int | None = None,
-    queue: str = "default",
-    priority: str = "default",
+    queue: str | None = None,
+    priority: str | None = None,
     registry: TaskRegistry | None = None,
     rate_limit: str | None = None,
     rate_burst: int = 1,
@@ -93,6 +97,9 @@ def task(
     concurrency_key: str | None = None,
 ) -> Callable[[F], F]:
     """Declare a handler. Works on async and plain functions; returns the function unchanged.
+
+    `queue`, `priority`, `max_retries` and `timeout` are the defaults of every enqueue of this
+    task (the Python client, HTTP, the console); explicit values there win.
 
     A handler that declares a keyword parameter named `ctx` receives a `TaskContext`.
     Fleet-wide limits (enforced by the server, see engine/flow.py): `rate_limit="50/s"`
@@ -123,13 +130,17 @@ def task(
 
 @dataclass(slots=True)
 class TaskSpec:
-    """What a producer asks for. `delay_s` and `eta_s` (epoch seconds) are exclusive."""
+    """What a producer asks for. `delay_s` and `eta_s` (epoch seconds) are exclusive.
+
+    `queue`, `priority`, `max_retries` and `timeout_s` left as None take the task's declared
+    defaults (`@task(...)`), then the engine's.
+    """
 
     name: str
     args: Sequence[Any] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    queue: str = "default"
-    priority: str = "default"
+    queue: str | None = None
+    priority: str | None = None
     max_retries: int | None = None
     timeout_s: float | None = None
     delay_s: float | None = None

@@ -108,7 +108,10 @@ async def test_custom_levels_per_queue(redis: Redis, prefix: str) -> None:
     got = (await broker.fetch("mail", 10, "w")).tasks
     assert [t.name for t in got] == ["u1", "b1", "b2"]
     with pytest.raises(ValueError, match="unknown priority 'default'"):
-        await broker.enqueue([TaskSpec(name="x", queue="mail")])
+        await broker.enqueue([TaskSpec(name="x", queue="mail", priority="default")])
+    # No priority given: the queue's middle level (of two, the lower one).
+    await broker.enqueue([TaskSpec(name="x", queue="mail")])
+    assert [t.level for t in (await broker.fetch("mail", 10, "w")).tasks] == ["bulk"]
     # Other queues keep the default levels.
     assert broker.keys(Q).levels == ("high", "default", "low")
 

@@ -55,7 +55,9 @@ def build_app(
     app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
 
     fast = fail_fast_client(broker.redis) if fail_fast else None
-    http_broker = Broker(fast, broker.config) if fast is not None else broker
+    http_broker = (
+        Broker(fast, broker.config, registry=broker.registry) if fast is not None else broker
+    )
     own_recorder = recorder is None and pool is None
     if recorder is None:
         recorder = pool.recorder if pool is not None else MetricsRecorder(_ingress_id())

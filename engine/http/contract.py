@@ -63,9 +63,15 @@ class TaskRequest(Body):
     ]
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
-    queue: Annotated[str, Meta(description="queue name (default: default)")] | None = None
+    queue: (
+        Annotated[str, Meta(description="queue name (absent: the task's declared queue, else "
+                            "default)")]
+        | None
+    ) = None
     priority: (
-        Annotated[str, Meta(description="a level of the queue (default: high, default, low)")]
+        Annotated[str, Meta(description="a level of the queue (high, default, low unless "
+                            "configured; absent: the task's declared priority, else the "
+                            "middle level)")]
         | None
     ) = None
     max_retries: Retries | None = None
@@ -109,9 +115,10 @@ class TaskRequest(Body):
             name=self.name,
             args=self.args or [],
             kwargs=self.kwargs or {},
-            # "" is passed on for the engine to refuse as a name.
-            queue="default" if self.queue is None else self.queue,
-            priority="default" if self.priority is None else self.priority,
+            # Absent or null: the task's declared option, else the engine's default. "" is
+            # passed on for the engine to refuse as a name.
+            queue=self.queue,
+            priority=self.priority,
             max_retries=self.max_retries,
             timeout_s=self.timeout,
             delay_s=self.delay,

@@ -33,6 +33,7 @@ _CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    422: "invalid_arguments",
     503: "redis_unavailable",
 }
 

@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 
 from engine import queues as queue_ops
+from engine.declared import TaskArgumentsError
 from engine.http.context import HttpContext, ctx
 from engine.http.contract import (
     BatchRequest,
@@ -28,8 +29,18 @@ def _arrival_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def resolve(c: HttpContext, spec: TaskSpec, where: str = "body") -> TaskSpec:
+    """The spec with the task's declared options as defaults (when this process has the
+    handler registered); 422 when the arguments do not fit its signature."""
+    try:
+        return c.broker.resolve(spec)
+    except TaskArgumentsError as exc:
+        raise ApiError(422, "invalid_arguments", f"{where}: {exc}") from None
+
+
 async def enqueue(c: HttpContext, specs: Sequence[TaskSpec]) -> list[str]:
     """Store `specs` (one script call per queue, all validated before any write) and record it."""
+    specs = [resolve(c, s, f"tasks[{i}]") for i, s in enumerate(specs)]
     t0 = time.perf_counter()
     try:
         ids = await c.broker.enqueue(specs)
@@ -41,7 +52,8 @@ async def enqueue(c: HttpContext, specs: Sequence[TaskSpec]) -> list[str]:
     rec = c.recorder
     per_queue: dict[str, int] = {}
     for s in specs:
-        per_queue[s.queue] = per_queue.get(s.queue, 0) + 1
+        queue = s.queue or "default"
+        per_queue[queue] = per_queue.get(queue, 0) + 1
     for q, n in per_queue.items():
         rec.count("enqueued", n, queue=q)
         # One Redis write covered the whole batch: one sample of its duration per queue.
@@ -53,7 +65,8 @@ async def post_task(request: web.Request) -> web.Response:
     """POST /v1/tasks → 201 {"id"}."""
     arrived = _arrival_ms()
     c = ctx(request)
-    spec = (await read_body(request, TaskRequest, c.max_body_bytes)).to_spec(arrived)
+    body = await read_body(request, TaskRequest, c.max_body_bytes)
+    spec = resolve(c, body.to_spec(arrived))
     try:
         task_id = await c.coalescer.submit(spec)
     except (ValueError, TypeError) as exc:  # the engine refused this spec; nothing was stored

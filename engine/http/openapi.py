@@ -19,6 +19,8 @@ _ERRORS = {
     401: ("Unauthorized", "missing or wrong bearer token"),
     404: ("NotFound", "no such task or dead letter"),
     413: ("PayloadTooLarge", "body over the size limit or batch over the item limit"),
+    422: ("Unprocessable", "the arguments do not fit the handler's signature (checked when the "
+          "serving process has the task registered)"),
     503: ("Unavailable", "Redis is unavailable; retry after Retry-After"),
 }
 

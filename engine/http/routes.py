@@ -42,10 +42,10 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/tasks", handlers_tasks.post_task, "enqueueTask", "Enqueue one task",
-          c.Created, 201, body=c.TaskRequest, errors=(400, 413)),
+          c.Created, 201, body=c.TaskRequest, errors=(400, 413, 422)),
     Route("POST", "/v1/tasks/batch", handlers_tasks.post_batch, "enqueueBatch",
           "Enqueue tasks, all or nothing", c.CreatedBatch, 201, body=c.BatchRequest,
-          errors=(400, 413)),
+          errors=(400, 413, 422)),
     Route("GET", "/v1/tasks/{id}", handlers_tasks.get_task, "getTask",
           "One task's state and record", c.TaskView, query=c.TaskQuery, errors=(400, 404)),
     Route("GET", "/v1/queues", handlers_queues.list_queues, "listQueues",

@@ -11,8 +11,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from engine.task import TaskSpec
+from engine.task import TaskSpec, default_registry
 
+_DECLARED = "declared"
 TASKS = ("spool.noop", "spool.sleep", "spool.flaky", "spool.fail", "spool.cpu")
 
 
@@ -63,13 +64,12 @@ class EnqueueScreen(ModalScreen[list[TaskSpec] | None]):
             with Horizontal(classes="row"):
                 with Vertical():
                     yield Label("Queue")
-                    yield Input(self.queue, id="queue")
+                    yield Input(placeholder=f"declared, else {self.queue}", id="queue")
                 with Vertical():
                     yield Label("Priority")
-                    default = "default" if "default" in self.levels else self.levels[0]
                     yield Select(
-                        [(lv, lv) for lv in self.levels],
-                        value=default,
+                        [(_DECLARED, _DECLARED), *((lv, lv) for lv in self.levels)],
+                        value=_DECLARED,
                         allow_blank=False,
                         id="priority",
                     )
@@ -104,8 +104,14 @@ class EnqueueScreen(ModalScreen[list[TaskSpec] | None]):
             raise ValueError("count must be a number") from None
         if not 1 <= count <= 100_000:
             raise ValueError("count must be 1–100000")
-        queue = self.query_one("#queue", Input).value.strip() or self.queue
-        priority = str(self.query_one("#priority", Select).value)
+        # Left blank: the task's declaration decides (`@task(queue=...)`), as for any enqueue;
+        # a task that declares no queue goes to the queue this form was opened on.
+        queue: str | None = self.query_one("#queue", Input).value.strip() or None
+        definition = default_registry.get(name)
+        if queue is None and (definition is None or definition.queue is None):
+            queue = self.queue
+        chosen = str(self.query_one("#priority", Select).value)
+        priority = None if chosen == _DECLARED else chosen
         return [
             TaskSpec(name, args=args, kwargs=kwargs, queue=queue, priority=priority)
             for _ in range(count)
