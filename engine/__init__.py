@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine.client import Client
 from engine.config import EngineConfig
+from engine.sync_client import SyncClient
 from engine.task import TaskContext, TaskDeadError, TaskInfo, TaskSpec, TaskState, task
 
 __version__ = "0.1.0"
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Client",
     "EngineConfig",
+    "SyncClient",
     "TaskContext",
     "TaskDeadError",
     "TaskInfo",

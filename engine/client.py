@@ -22,10 +22,11 @@ log = logging.getLogger("spool.client")
 
 
 class Client:
-    """Connects to Redis (or starts the embedded server) and enqueues tasks.
+    """Connects to Redis and enqueues tasks, reads results, cancels.
 
-    Use as `async with Client(url) as client:`. With no URL it starts the embedded
-    `valkey-server` under the user's state directory and stops it on exit.
+    Use as `async with Client(url) as client:`. With no URL: `SPOOL_REDIS_URL`, else the
+    embedded server already running in the user's state directory (the console's), else it
+    starts that server and stops it on exit (see `engine.discovery`).
     """
 
     def __init__(
@@ -51,19 +52,13 @@ class Client:
         if self._broker is not None:
             return self
         if self._redis is None:
-            from engine.connection import open_redis
+            from engine.connection import check_server, open_redis
+            from engine.discovery import find_server
 
-            url = self.url
-            if url is None:
-                from engine.embedded import EmbeddedServer, default_state_dir
-
-                self._server = EmbeddedServer(data_dir=default_state_dir())
-                await asyncio.to_thread(self._server.start)
-                url = self._server.url
-                log.info("started embedded server at %s", url)
+            choice = await asyncio.to_thread(find_server, self.url)
+            self._server = choice.started
+            url = choice.url
             self._redis = await open_redis(url, max_connections=self._max_connections)
-            from engine.connection import check_server
-
             await check_server(self._redis, url)  # warns once about eviction / no persistence
         self._broker = Broker(self._redis, self.config, registry=self._registry)
         return self

@@ -221,12 +221,14 @@ class EngineHost:
             await self._shutdown()
 
     async def _start_embedded(self) -> None:
-        from engine.embedded import EmbeddedServer, default_state_dir
+        from engine.discovery import find_server
 
         try:
-            self._server = EmbeddedServer(data_dir=default_state_dir())
-            await asyncio.to_thread(self._server.start)
-            self._url = self._server.url
+            # A console already running owns the embedded server: share it (a second console,
+            # or the console after a worker started it), else start it.
+            choice = await asyncio.to_thread(find_server, None)
+            self._server = choice.started
+            self._url = choice.url
         except Exception as exc:
             self._publish_down(f"cannot start the embedded server: {exc}")
             while not await self._sleep(3600):
@@ -353,13 +355,16 @@ class EngineHost:
         self._seq += 1
         url = self._url
         masked = mask_url(url) if url else "embedded (not started)"
+        embedded = self.settings.redis_url is None
         if self._server is not None:
             masked = f"{masked} (embedded)"
+        elif embedded and url:
+            masked = f"{masked} (embedded, shared)"
         snap = ConsoleSnapshot(
             seq=self._seq,
             taken_at_s=time.time(),
             url_masked=masked,
-            embedded=self._server is not None,
+            embedded=embedded,
             uptime_s=self._clock() - self._started,
             levels=self.settings.engine_config().levels,
             **values,

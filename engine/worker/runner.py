@@ -108,15 +108,10 @@ async def run_headless(
 ) -> int:
     """Run the worker pool until a signal arrives; return the process exit code."""
     import_task_modules(opts.task_modules)
-    server = None
-    url = opts.redis_url
-    if url is None:
-        from engine.embedded import EmbeddedServer, default_state_dir
+    from engine.discovery import find_server
 
-        server = EmbeddedServer(data_dir=default_state_dir())
-        await asyncio.to_thread(server.start)
-        url = server.url
-        log.info("started embedded server at %s (data in %s)", url, default_state_dir())
+    choice = await asyncio.to_thread(find_server, opts.redis_url)
+    server, url = choice.started, choice.url
     try:
         try:
             redis = await wait_for_redis(url, deadline_s=opts.connect_deadline_s)
