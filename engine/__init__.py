@@ -8,7 +8,15 @@ from __future__ import annotations
 from engine.client import Client
 from engine.config import EngineConfig
 from engine.sync_client import SyncClient
-from engine.task import TaskContext, TaskDeadError, TaskInfo, TaskSpec, TaskState, task
+from engine.task import (
+    TaskCancelledError,
+    TaskContext,
+    TaskDeadError,
+    TaskInfo,
+    TaskSpec,
+    TaskState,
+    task,
+)
 
 __version__ = "0.1.0"
 
@@ -16,6 +24,7 @@ __all__ = [
     "Client",
     "EngineConfig",
     "SyncClient",
+    "TaskCancelledError",
     "TaskContext",
     "TaskDeadError",
     "TaskInfo",

@@ -339,6 +339,15 @@ class Broker:
         )
         return ReapResult(*(int(x) for x in raw))
 
+    async def watch_end(self, queue: str, task_id: str) -> str:
+        """Register interest in the end of `task_id`; returns the `ended` stream position to
+        read from (see `engine.results`)."""
+        return _s(await self.scripts.run("watch_end", self.keys(queue), [task_id]))
+
+    async def unwatch_end(self, queue: str, task_id: str) -> None:
+        """Withdraw one registration of `watch_end` (the task's end withdraws them all)."""
+        await self.scripts.run("unwatch_end", self.keys(queue), [task_id])
+
     async def repair(self, queue: str, scan_batch: int = 1000) -> int:
         """Put back tasks whose payload exists but that sit in no list or set. Rare and slow."""
         keys = self.keys(queue)

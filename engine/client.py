@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -16,7 +15,15 @@ from engine import declared
 from engine import queues as queue_ops
 from engine.broker import Broker
 from engine.config import EngineConfig
-from engine.task import TaskDeadError, TaskInfo, TaskRegistry, TaskSpec, TaskState
+from engine.results import ENDED_STATES, EndWatcher
+from engine.task import (
+    TaskCancelledError,
+    TaskDeadError,
+    TaskInfo,
+    TaskRegistry,
+    TaskSpec,
+    TaskState,
+)
 
 log = logging.getLogger("spool.client")
 
@@ -46,6 +53,7 @@ class Client:
         self._max_connections = max_connections
         self._broker: Broker | None = None
         self._registry = registry
+        self._ends: EndWatcher | None = None
 
     async def connect(self) -> Client:
         """Open the connection (idempotent). `async with` calls this for you."""
@@ -61,10 +69,14 @@ class Client:
             self._redis = await open_redis(url, max_connections=self._max_connections)
             await check_server(self._redis, url)  # warns once about eviction / no persistence
         self._broker = Broker(self._redis, self.config, registry=self._registry)
+        self._ends = EndWatcher(self._broker)
         return self
 
     async def close(self) -> None:
         """Close the connection and stop the embedded server if this client started it."""
+        if self._ends is not None:
+            await self._ends.close()
+            self._ends = None
         if self._redis is not None and self._owns_redis:
             await self._redis.aclose()
             self._redis = None
@@ -159,23 +171,26 @@ class Client:
     async def result(
         self, task_id: str, timeout: float | None = None, queue: str | None = None
     ) -> Any:
-        """Wait for a task's result. Raises `TaskDeadError` for a dead task, `TimeoutError`
-        when `timeout` passes first, and `KeyError` for an unknown id."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = 0.002
-        while True:
-            info = await self.status(task_id, queue)
-            if info is None:
-                raise KeyError(f"unknown task id {task_id!r} (never enqueued, or result expired)")
-            if info.state is TaskState.SUCCEEDED:
-                return info.result
-            if info.state is TaskState.DEAD:
-                raise TaskDeadError(info)
-            queue = info.queue
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"task {task_id} still {info.state} after {timeout} s")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.1)
+        """Wait for a task's result, woken by the task's end (no polling; see
+        `engine.results`). Raises `TaskDeadError` for a dead task, `TaskCancelledError` for a
+        cancelled one, `TimeoutError` when `timeout` seconds pass first, and `KeyError` for an
+        unknown id (or one whose result expired)."""
+        info = await self.status(task_id, queue)
+        if info is not None and info.state not in ENDED_STATES:
+            assert self._ends is not None  # set by connect(), like the broker
+            try:
+                info = await self._ends.wait(task_id, info.queue, timeout)
+            except TimeoutError:
+                now = await self.status(task_id, info.queue)
+                state = now.state if now is not None else "gone"
+                raise TimeoutError(f"task {task_id} still {state} after {timeout} s") from None
+        if info is None:
+            raise KeyError(f"unknown task id {task_id!r} (never enqueued, or result expired)")
+        if info.state is TaskState.DEAD:
+            raise TaskDeadError(info)
+        if info.state is TaskState.CANCELLED:
+            raise TaskCancelledError(info)
+        return info.result
 
     # Operator shortcuts used by the HTTP API and the console; thin wrappers over the broker.
     async def pause(self, queue: str) -> None:

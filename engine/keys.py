@@ -53,10 +53,12 @@ class QueueKeys:
         "active",
         "att",
         "base",
+        "cancel",
         "crash",
         "dead",
         "dead_info",
         "ea",
+        "ended",
         "flow_count",
         "flow_held",
         "flow_limits",
@@ -77,6 +79,7 @@ class QueueKeys:
         "unique",
         "unique_exp",
         "unique_of",
+        "waiting",
         "wake",
     )
 
@@ -98,6 +101,9 @@ class QueueKeys:
         self.dead_info = f"{base}:dead_info"  # id -> dead record JSON
         self.meta = f"{base}:meta"  # counters and queue settings
         self.paused = f"{base}:paused"
+        self.waiting = f"{base}:waiting"  # id -> how many processes wait for its end
+        self.ended = f"{base}:ended"  # stream of (id, state) of waited-on tasks that ended
+        self.cancel = f"{base}:cancel"  # id -> cancel requested (ms) for running tasks
         self.wake = f"{base}:wake"
         self.pending = {level: f"{base}:pending:{level}" for level in levels}
         # Flow control (engine/flow.py): fleet-wide limits kept by the scripts.

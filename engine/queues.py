@@ -205,10 +205,11 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
         ]
         if result is not None:
             doc = codec.loads(result)
+            cancelled = doc.get("state") == "cancelled"
             return TaskInfo(
                 id=task_id,
                 queue=q,
-                state=TaskState.SUCCEEDED,
+                state=TaskState.CANCELLED if cancelled else TaskState.SUCCEEDED,
                 name=doc.get("name", ""),
                 attempts=int(doc.get("attempts", 0)),
                 result=doc.get("result"),

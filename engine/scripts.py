@@ -20,6 +20,8 @@ SCRIPT_NAMES = (
     "repair",
     "release",
     "enqueue_unique",
+    "watch_end",
+    "unwatch_end",
 )
 
 # Scripts that enforce flow control (lua/flow.lua): they get its helpers, and the queue's flow
@@ -53,6 +55,9 @@ def queue_keys_argv(keys: QueueKeys) -> tuple[list[str], str]:
         keys.paused,
         keys.wake,
         keys.ready,
+        keys.waiting,
+        keys.ended,
+        keys.cancel,
     ]
     return fixed + keys.pending_keys, ",".join(keys.levels)
 

@@ -23,6 +23,7 @@ class TaskState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # the last attempt failed; a retry is scheduled
     DEAD = "dead"
+    CANCELLED = "cancelled"  # removed before it ran, or stopped while running; kept like a result
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,14 @@ class TaskInfo:
             if value is not None and value != "":
                 out[key] = value
         return out
+
+
+class TaskCancelledError(RuntimeError):
+    """Raised by `Client.result` for a task that was cancelled."""
+
+    def __init__(self, info: TaskInfo) -> None:
+        self.info = info
+        super().__init__(f"task {info.id} ({info.name}) was cancelled")
 
 
 class TaskDeadError(RuntimeError):

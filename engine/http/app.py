@@ -22,6 +22,7 @@ from engine.http.openapi import build_openapi
 from engine.http.routes import ROUTES
 from engine.metrics.publisher import SnapshotPublisher
 from engine.metrics.recorder import MetricsRecorder
+from engine.results import EndWatcher
 
 if TYPE_CHECKING:
     from engine.worker.pool import WorkerPool
@@ -70,6 +71,7 @@ def build_app(
         max_batch=max_batch,
         max_body_bytes=max_body_bytes,
         openapi_json=orjson.dumps(document),
+        ends=EndWatcher(http_broker),
     )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
@@ -87,6 +89,7 @@ def build_app(
             publisher.start()
         yield
         await coalescer.close()  # writes in flight finish before the client closes
+        await app[CTX].ends.close()
         if publisher is not None:
             await publisher.stop()
         if fast is not None:

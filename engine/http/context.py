@@ -9,6 +9,7 @@ from aiohttp import web
 from engine.broker import Broker
 from engine.http.coalesce import EnqueueCoalescer
 from engine.metrics.recorder import MetricsRecorder
+from engine.results import EndWatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class HttpContext:
     max_batch: int
     max_body_bytes: int
     openapi_json: bytes
+    ends: EndWatcher
 
     @property
     def prefix(self) -> str:

@@ -155,6 +155,19 @@ class TaskQuery(Query):
     )
 
 
+class TaskWaitQuery(TaskQuery):
+    """Query of GET /v1/tasks/{id}."""
+
+    wait: (
+        Annotated[
+            float,
+            Meta(ge=0, le=30, description="seconds to wait for the task to end (at most 30); "
+                 "the answer comes as soon as it ends, else its state when the time is up"),
+        ]
+        | None
+    ) = None
+
+
 class DeadFilterQuery(Query):
     """Filters of the dead-letter routes."""
 
@@ -200,7 +213,9 @@ class CreatedBatch(Reply):
     ids: list[str]
 
 
-TaskStateName = Literal["pending", "scheduled", "active", "succeeded", "failed", "dead"]
+TaskStateName = Literal[
+    "pending", "scheduled", "active", "succeeded", "failed", "dead", "cancelled"
+]
 
 
 class TaskView(Reply):

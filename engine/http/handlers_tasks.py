@@ -15,12 +15,13 @@ from engine.http.contract import (
     BatchRequest,
     Created,
     CreatedBatch,
-    TaskQuery,
     TaskRequest,
     TaskView,
+    TaskWaitQuery,
 )
 from engine.http.errors import ApiError, reply
 from engine.http.validation import batch_specs, read_body, read_query
+from engine.results import ENDED_STATES
 from engine.task import TaskSpec
 
 
@@ -88,11 +89,17 @@ async def get_task(request: web.Request) -> web.Response:
     """GET /v1/tasks/{id}[?queue=] → the task's record; 404 unknown or expired."""
     c = ctx(request)
     task_id = request.match_info["id"]
-    query = read_query(request, TaskQuery)
+    query = read_query(request, TaskWaitQuery)
     try:
         info = await queue_ops.task_status(c.broker, task_id, query.queue)
     except ValueError as exc:  # an invalid queue name
         raise ApiError(400, "invalid_request", str(exc)) from None
+    if info is not None and query.wait and info.state not in ENDED_STATES:
+        # Woken by the task's end (the settle script's notification), not by polling.
+        try:
+            info = await c.ends.wait(task_id, info.queue, query.wait)
+        except TimeoutError:  # not ended in time: answer with its state now
+            info = await queue_ops.task_status(c.broker, task_id, info.queue)
     if info is None:
         raise ApiError(404, "not_found", f"no task {task_id!r} (unknown, or its result expired)")
     return reply(msgspec.convert(info.to_dict(), TaskView))

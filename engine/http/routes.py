@@ -47,7 +47,7 @@ ROUTES: tuple[Route, ...] = (
           "Enqueue tasks, all or nothing", c.CreatedBatch, 201, body=c.BatchRequest,
           errors=(400, 413, 422)),
     Route("GET", "/v1/tasks/{id}", handlers_tasks.get_task, "getTask",
-          "One task's state and record", c.TaskView, query=c.TaskQuery, errors=(400, 404)),
+          "One task's state and record", c.TaskView, query=c.TaskWaitQuery, errors=(400, 404)),
     Route("GET", "/v1/queues", handlers_queues.list_queues, "listQueues",
           "Every queue with depth per level", c.QueueList),
     Route("POST", "/v1/queues/{queue}/pause", handlers_queues.pause_queue, "pauseQueue",

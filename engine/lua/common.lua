@@ -62,8 +62,21 @@ local function trim_dead(k, now, dead_max, dead_max_age_ms)
   return evicted
 end
 
+-- A task ended for good (succeeded, dead, cancelled): tell whoever waits for it
+-- (engine/results.py). Waiters register in `waiting`; only their tasks go on the `ended`
+-- stream, so tasks no one waits on cost one HLEN per script call.
+local any_waiting = nil
+local ENDED_MAXLEN = 10000
+local function notify_ended(k, id, state)
+  if any_waiting == nil then any_waiting = redis.call('HLEN', k.waiting) > 0 end
+  if any_waiting and redis.call('HDEL', k.waiting, id) == 1 then
+    redis.call('XADD', k.ended, 'MAXLEN', '~', ENDED_MAXLEN, '*', 'id', id, 'state', state)
+  end
+end
+
 -- Move a task to the dead-letter set with its record (JSON made by the caller).
 local function bury(k, id, record, now)
+  notify_ended(k, id, 'dead')
   redis.call('ZREM', k.active, id)
   redis.call('ZREM', k.scheduled, id)
   redis.call('HDEL', k.lease, id)
@@ -105,8 +118,9 @@ local k = {
   tasks = KEYS[1], att = KEYS[2], crash = KEYS[3], lease = KEYS[4], ea = KEYS[5],
   lasterr = KEYS[6], active = KEYS[7], scheduled = KEYS[8], dead = KEYS[9],
   dead_info = KEYS[10], meta = KEYS[11], paused = KEYS[12], wake = KEYS[13], ready = KEYS[14],
+  waiting = KEYS[15], ended = KEYS[16], cancel = KEYS[17],
 }
-local FIXED = 14
+local FIXED = 17
 -- ARGV[1] is always the list of level names, comma separated, highest first.
 local levels = {}
 local pending = {}

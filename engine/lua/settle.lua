@@ -31,6 +31,7 @@ for i = 0, #ARGV - 5 do
     if kind == 's' then
       redis.call('SET', KEYS[FIRST_EXTRA_KEY + i], data, 'PX', ttl)
       done[#done + 1] = id
+      notify_ended(k, id, 'succeeded')
     elseif kind == 'r' then
       redis.call('ZREM', k.active, id)
       redis.call('HDEL', k.lease, id)
