@@ -303,15 +303,16 @@ class Broker:
 
     async def extend(
         self, queue: str, leases: Sequence[tuple[str, str]], lease_s: float | None = None
-    ) -> list[bool]:
-        """Renew live leases held with these (id, token) pairs; False means the lease is lost."""
+    ) -> list[int]:
+        """Renew live leases held with these (id, token) pairs: 1 renewed, 2 renewed but a
+        cancel was requested (stop the task), 0 the lease is lost."""
         if not leases:
             return []
         argv: list[object] = [int((lease_s or self.config.lease_s) * 1000)]
         for task_id, token in leases:
             argv += [task_id, token]
         flags = await self.scripts.run("extend", self.keys(queue), argv)
-        return [bool(f) for f in flags]
+        return [int(f) for f in flags]
 
     async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
         """Give back unfinished tasks (shutdown): next out of their level, attempt not counted."""
@@ -335,9 +336,17 @@ class Broker:
                 int(cfg.dead_max_age_s * 1000),
                 cfg.promote_batch,
                 cfg.wake_tokens_max,
+                int(cfg.result_ttl_s * 1000),
             ],
         )
         return ReapResult(*(int(x) for x in raw))
+
+    async def cancel(self, queue: str, task_id: str) -> tuple[int, str]:
+        """Cancel a task: (1, "") when it was removed before running (pending, scheduled,
+        retrying, parked), (2, lease token) when it runs and its worker must stop it, (0, "")
+        when there was nothing to do (unknown, already ended, or already requested)."""
+        code, token = await self.scripts.run("cancel", self.keys(queue), [task_id])
+        return int(code), _s(token)
 
     async def watch_end(self, queue: str, task_id: str) -> str:
         """Register interest in the end of `task_id`; returns the `ended` stream position to

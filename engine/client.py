@@ -14,6 +14,7 @@ from engine import dead as dead_ops
 from engine import declared
 from engine import queues as queue_ops
 from engine.broker import Broker
+from engine.cancel import cancel_task
 from engine.config import EngineConfig
 from engine.results import ENDED_STATES, EndWatcher
 from engine.task import (
@@ -191,6 +192,18 @@ class Client:
         if info.state is TaskState.CANCELLED:
             raise TaskCancelledError(info)
         return info.result
+
+    async def cancel(self, task_id: str, queue: str | None = None) -> bool:
+        """Cancel a task; True when this call cancelled it.
+
+        A pending, scheduled or retrying task is removed at once. A running one is stopped by
+        its worker, told within a second (async handler: `CancelledError` at its next await;
+        sync handler: `ctx.cancelled` turns true); its final state is `cancelled` whatever the
+        handler does then. Either way the task is never retried nor dead-lettered, and its
+        record is kept like a result. False for a task that already ended, an unknown id, or
+        a cancel already requested.
+        """
+        return await cancel_task(self.broker, task_id, queue)
 
     # Operator shortcuts used by the HTTP API and the console; thin wrappers over the broker.
     async def pause(self, queue: str) -> None:

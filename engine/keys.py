@@ -40,6 +40,10 @@ class GlobalKeys:
         """A short-lived lock for periodic maintenance of one queue (reaper, repair)."""
         return f"{self.prefix}:lock:{name}:{{{queue}}}"
 
+    def cancel_channel(self, worker_id: str) -> str:
+        """Pub/sub channel on which one worker process hears which of its tasks to cancel."""
+        return f"{self.prefix}:cancel:{worker_id}"
+
     @property
     def pattern(self) -> str:
         """SCAN pattern matching every key under this prefix."""
@@ -54,6 +58,8 @@ class QueueKeys:
         "att",
         "base",
         "cancel",
+        "cancelled",
+        "cancelled_at",
         "crash",
         "dead",
         "dead_info",
@@ -104,6 +110,8 @@ class QueueKeys:
         self.waiting = f"{base}:waiting"  # id -> how many processes wait for its end
         self.ended = f"{base}:ended"  # stream of (id, state) of waited-on tasks that ended
         self.cancel = f"{base}:cancel"  # id -> cancel requested (ms) for running tasks
+        self.cancelled = f"{base}:cancelled"  # id -> record JSON of a cancelled task
+        self.cancelled_at = f"{base}:cancelled_at"  # zset id -> cancelled at ms (TTL trim)
         self.wake = f"{base}:wake"
         self.pending = {level: f"{base}:pending:{level}" for level in levels}
         # Flow control (engine/flow.py): fleet-wide limits kept by the scripts.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +179,25 @@ def _info_from_payload(
     )
 
 
+def _cancelled_info(
+    task_id: str, queue: str, doc: dict[str, Any], at_ms: Any, broker: Broker
+) -> TaskInfo:
+    """A cancelled task's record; it is kept as long as a result would be."""
+    ttl_ms = None
+    if at_ms is not None:
+        ttl_ms = int(float(at_ms) + broker.config.result_ttl_s * 1000 - time.time() * 1000)
+    return TaskInfo(
+        id=task_id,
+        queue=queue,
+        state=TaskState.CANCELLED,
+        name=doc.get("name", ""),
+        attempts=int(doc.get("attempts", 0)),
+        enqueued_at_ms=_int_or_none(doc.get("enqueued_at_ms")),
+        finished_at_ms=doc.get("finished_at_ms"),
+        result_ttl_ms=max(0, ttl_ms) if ttl_ms is not None else None,
+    )
+
+
 async def task_status(broker: Broker, task_id: str, queue: str | None = None) -> TaskInfo | None:
     """One task's state and record, looking in `queue` or in every known queue."""
     queues = [queue] if queue else await broker.known_queues()
@@ -198,18 +218,24 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
             pipe.pttl(keys.result(task_id))
             pipe.hget(keys.flow_rated, task_id)
             pipe.hget(keys.flow_wait, task_id)
+            pipe.hget(keys.cancelled, task_id)
+            pipe.zscore(keys.cancelled_at, task_id)
+            pipe.hexists(keys.cancel, task_id)
         res = await pipe.execute()
+    n = 15
     for i, q in enumerate(queues):
         payload, ea, att, active, sched, dead, dead_info, lasterr, result, ttl, rated, parked = res[
-            i * 12 : i * 12 + 12
+            i * n : i * n + 12
         ]
+        cancelled, cancelled_at, cancelling = res[i * n + 12 : i * n + n]
+        if cancelled is not None:
+            return _cancelled_info(task_id, q, codec.loads(cancelled), cancelled_at, broker)
         if result is not None:
             doc = codec.loads(result)
-            cancelled = doc.get("state") == "cancelled"
             return TaskInfo(
                 id=task_id,
                 queue=q,
-                state=TaskState.CANCELLED if cancelled else TaskState.SUCCEEDED,
+                state=TaskState.SUCCEEDED,
                 name=doc.get("name", ""),
                 attempts=int(doc.get("attempts", 0)),
                 result=doc.get("result"),
@@ -233,6 +259,8 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
         elif active is not None:
             state = TaskState.ACTIVE
             extra = {"lease_deadline_ms": int(active)}
+            if cancelling:
+                extra["reason"] = "cancel_requested"
         elif sched is not None:
             state = TaskState.FAILED if lasterr else TaskState.SCHEDULED
             extra = {"due_at_ms": int(sched)}

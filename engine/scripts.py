@@ -22,11 +22,14 @@ SCRIPT_NAMES = (
     "enqueue_unique",
     "watch_end",
     "unwatch_end",
+    "cancel",
 )
 
 # Scripts that enforce flow control (lua/flow.lua): they get its helpers, and the queue's flow
 # keys after every other key (see `Scripts.run`).
-FLOW_SCRIPTS = frozenset({"fetch", "settle", "reap", "release", "repair", "enqueue_unique"})
+FLOW_SCRIPTS = frozenset(
+    {"fetch", "settle", "reap", "release", "repair", "enqueue_unique", "cancel"}
+)
 
 
 def _source(name: str) -> str:
@@ -58,6 +61,8 @@ def queue_keys_argv(keys: QueueKeys) -> tuple[list[str], str]:
         keys.waiting,
         keys.ended,
         keys.cancel,
+        keys.cancelled,
+        keys.cancelled_at,
     ]
     return fixed + keys.pending_keys, ",".join(keys.levels)
 

@@ -92,6 +92,8 @@ async def test_live_responses_match_their_schemas(redis: Redis, prefix: str) -> 
             ("POST", "/v1/tasks/batch", {"tasks": [{"name": "x"}, {"name": "y"}]}),
             ("GET", f"/v1/tasks/{task_id}", None),
             ("GET", f"/v1/tasks/{dead_id}?queue=jobs", None),
+            ("GET", f"/v1/tasks/{task_id}?wait=0.05", None),
+            ("POST", f"/v1/tasks/{task_id}/cancel", None),
             ("GET", "/v1/queues", None),
             ("POST", "/v1/queues/jobs/pause", None),
             ("POST", "/v1/queues/jobs/resume", None),

@@ -201,6 +201,20 @@ class ErrorReply(Reply):
     error: ErrorDetail
 
 
+TaskStateName = Literal[
+    "pending", "scheduled", "active", "succeeded", "failed", "dead", "cancelled"
+]
+
+
+class CancelReply(Reply):
+    """What a cancel did: `cancelled` is true when this request cancelled the task (a running
+    one is stopped by its worker and ends `cancelled`); `state` is its state now."""
+
+    id: str
+    cancelled: bool
+    state: TaskStateName | None = None
+
+
 class Created(Reply):
     """The id of the stored task."""
 
@@ -213,9 +227,6 @@ class CreatedBatch(Reply):
     ids: list[str]
 
 
-TaskStateName = Literal[
-    "pending", "scheduled", "active", "succeeded", "failed", "dead", "cancelled"
-]
 
 
 class TaskView(Reply):

@@ -8,13 +8,16 @@ from collections.abc import Sequence
 import msgspec
 from aiohttp import web
 
+from engine import cancel as cancel_ops
 from engine import queues as queue_ops
 from engine.declared import TaskArgumentsError
 from engine.http.context import HttpContext, ctx
 from engine.http.contract import (
     BatchRequest,
+    CancelReply,
     Created,
     CreatedBatch,
+    TaskQuery,
     TaskRequest,
     TaskView,
     TaskWaitQuery,
@@ -83,6 +86,23 @@ async def post_batch(request: web.Request) -> web.Response:
     specs = batch_specs(body, c.max_batch, arrived)
     ids = await enqueue(c, specs) if specs else []
     return reply(CreatedBatch(ids=ids), 201)
+
+
+async def cancel_task(request: web.Request) -> web.Response:
+    """POST /v1/tasks/{id}/cancel[?queue=] → {"id", "cancelled", "state"}; 404 unknown."""
+    c = ctx(request)
+    task_id = request.match_info["id"]
+    query = read_query(request, TaskQuery)
+    try:
+        info = await queue_ops.task_status(c.broker, task_id, query.queue)
+    except ValueError as exc:  # an invalid queue name
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    if info is None:
+        raise ApiError(404, "not_found", f"no task {task_id!r} (unknown, or its result expired)")
+    done = await cancel_ops.cancel_task(c.broker, task_id, info.queue)
+    after = await queue_ops.task_status(c.broker, task_id, info.queue)
+    state = str(after.state) if after is not None else None
+    return reply(CancelReply(id=task_id, cancelled=done, state=state))  # type: ignore[arg-type]
 
 
 async def get_task(request: web.Request) -> web.Response:

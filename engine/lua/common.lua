@@ -118,9 +118,27 @@ local k = {
   tasks = KEYS[1], att = KEYS[2], crash = KEYS[3], lease = KEYS[4], ea = KEYS[5],
   lasterr = KEYS[6], active = KEYS[7], scheduled = KEYS[8], dead = KEYS[9],
   dead_info = KEYS[10], meta = KEYS[11], paused = KEYS[12], wake = KEYS[13], ready = KEYS[14],
-  waiting = KEYS[15], ended = KEYS[16], cancel = KEYS[17],
+  waiting = KEYS[15], ended = KEYS[16], cancel = KEYS[17], cancelled = KEYS[18],
+  cancelled_at = KEYS[19],
 }
-local FIXED = 17
+local FIXED = 19
+
+-- A task ends as cancelled: its record is kept like a result (reap trims it by age), it is
+-- never retried nor dead-lettered, and whoever waits for it hears of it.
+local function finish_cancelled(id, p, now)
+  local ea = tonumber(redis.call('HGET', k.ea, id) or '0')
+  redis.call('HSET', k.cancelled, id, cjson.encode({
+    state = 'cancelled', name = p and payload_name(p) or '?',
+    attempts = tonumber(redis.call('HGET', k.att, id) or '0'),
+    enqueued_at_ms = math.floor(ea / 1000), finished_at_ms = now,
+  }))
+  redis.call('ZADD', k.cancelled_at, now, id)
+  redis.call('ZREM', k.active, id)
+  redis.call('ZREM', k.scheduled, id)
+  redis.call('HDEL', k.cancel, id)
+  forget(k, {id})
+  notify_ended(k, id, 'cancelled')
+end
 -- ARGV[1] is always the list of level names, comma separated, highest first.
 local levels = {}
 local pending = {}

@@ -1,6 +1,7 @@
 -- extend(leases): ARGV = levels, lease_ms, then pairs of id, token.
 -- Renews only live leases still held by the caller: an expired or reclaimed lease is never
--- resurrected. Returns one flag per id: 1 renewed, 0 lost.
+-- resurrected. Returns one flag per id: 1 renewed, 2 renewed but a cancel was requested (the
+-- worker must stop it: a backstop for a lost pub/sub message), 0 lost.
 local now = now_ms()
 local deadline = now + tonumber(ARGV[2])
 local out = {}
@@ -9,7 +10,7 @@ for i = 3, #ARGV, 2 do
   local score = redis.call('ZSCORE', k.active, id)
   if score and tonumber(score) >= now and redis.call('HGET', k.lease, id) == token then
     redis.call('ZADD', k.active, 'XX', deadline, id)
-    out[#out + 1] = 1
+    if redis.call('HEXISTS', k.cancel, id) == 1 then out[#out + 1] = 2 else out[#out + 1] = 1 end
   else
     out[#out + 1] = 0
   end

@@ -1,6 +1,9 @@
--- reap: ARGV = levels, limit, crash_limit, dead_max, dead_max_age_ms, promote_limit, wake_cap.
+-- reap: ARGV = levels, limit, crash_limit, dead_max, dead_max_age_ms, promote_limit, wake_cap,
+-- result_ttl_ms.
 -- Expired leases go back to pending (each expiry counts as an attempt) or to the dead-letter
--- set; due scheduled tasks are promoted; orphans in `active` are dropped; DLQ caps enforced.
+-- set, or end as cancelled when a cancel was requested; due scheduled tasks are promoted;
+-- orphans in `active` are dropped; DLQ caps enforced; cancelled records older than the result
+-- TTL are dropped.
 -- Returns {requeued, dead, promoted, orphans, evicted, crash_looped}.
 local now = now_ms()
 local limit = tonumber(ARGV[2])
@@ -14,6 +17,9 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', k.active, id)
     forget(k, {id})
     orphans = orphans + 1
+  elseif redis.call('HEXISTS', k.cancel, id) == 1 then
+    unique_done(id)
+    finish_cancelled(id, p, now)
   else
     local c = redis.call('HINCRBY', k.crash, id, 1)
     local a = tonumber(redis.call('HGET', k.att, id) or '0')
@@ -49,5 +55,10 @@ local promoted = promote_due(k, pending, now, tonumber(ARGV[6]))
 promoted = promoted + flow_sweep(200)
 unique_expire(now, 1000)
 local evicted = trim_dead(k, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
+local old = redis.call('ZRANGEBYSCORE', k.cancelled_at, '-inf', now - tonumber(ARGV[8]), 'LIMIT', 0, 1000)
+if #old > 0 then
+  redis.call('ZREM', k.cancelled_at, unpack(old))
+  redis.call('HDEL', k.cancelled, unpack(old))
+end
 if requeued + promoted > 0 then wake(k, tonumber(ARGV[7])) end
 return {requeued, dead, promoted, orphans, evicted, looped}

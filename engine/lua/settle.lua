@@ -1,8 +1,9 @@
 -- settle(batch): the outcome of finished attempts, guarded by their lease tokens.
 -- ARGV = levels, result_ttl_ms, dead_max, dead_max_age_ms, then one argument per item:
 --   kind .. id .. "\n" .. token .. "\n" .. delay_ms .. "\n" .. data
--- kind: "s" succeeded | "r" retry | "d" dead; data: result JSON for "s", last-error JSON for
--- "r", dead record JSON for "d" (JSON never holds a raw newline).
+-- kind: "s" succeeded | "r" retry | "d" dead | "c" cancelled; data: result JSON for "s",
+-- last-error JSON for "r", dead record JSON for "d" (JSON never holds a raw newline). Whatever
+-- the kind, a task whose cancel was requested while it ran ends as cancelled.
 -- KEYS extra: one result key per item. Returns one flag per item: 1 applied, 0 rejected (stale).
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
@@ -16,6 +17,7 @@ local buried = false
 local any_held = redis.call('EXISTS', fk.held) == 1
 local any_unique = redis.call('EXISTS', fk.unique_of) == 1
 local unparked = 0
+local any_cancel = redis.call('EXISTS', k.cancel) == 1
 for i = 0, #ARGV - 5 do
   local kind, id, token, delay, data = string.match(ARGV[5 + i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
   delay = tonumber(delay)
@@ -27,8 +29,11 @@ for i = 0, #ARGV - 5 do
   else
     out[#out + 1] = 1
     if any_held then unparked = unparked + flow_release(id) end
+    if kind ~= 'c' and any_cancel and redis.call('HEXISTS', k.cancel, id) == 1 then kind = 'c' end
     if any_unique and kind ~= 'r' then unique_done(id) end
-    if kind == 's' then
+    if kind == 'c' then
+      finish_cancelled(id, redis.call('HGET', k.tasks, id), now)
+    elseif kind == 's' then
       redis.call('SET', KEYS[FIRST_EXTRA_KEY + i], data, 'PX', ttl)
       done[#done + 1] = id
       notify_ended(k, id, 'succeeded')
