@@ -110,3 +110,7 @@ class SyncClient:
     def result(self, task_id: str, timeout: float | None = None, queue: str | None = None) -> Any:
         """`Client.result`, blocking until the task ends (or `timeout`)."""
         return self._run(self._client.result(task_id, timeout=timeout, queue=queue))
+
+    def cancel(self, task_id: str, queue: str | None = None) -> bool:
+        """`Client.cancel`, blocking."""
+        return self._run(self._client.cancel(task_id, queue))

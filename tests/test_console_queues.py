@@ -85,7 +85,7 @@ async def test_queue_page_and_task_detail(redis_url, prefix, redis) -> None:
     await broker.enqueue(
         [
             TaskSpec(
-                "spool.sleep", args=[7], kwargs={"why": "detail"}, queue="orders", priority="high"
+                "shop.pack", args=[7], kwargs={"why": "detail"}, queue="orders", priority="high"
             ),
             TaskSpec("spool.noop", queue="orders", priority="low"),
         ]
@@ -102,9 +102,9 @@ async def test_queue_page_and_task_detail(redis_url, prefix, redis) -> None:
         await wait_until(pilot, lambda: tasks.row_count == 2, what="two tasks peeked")
         await pilot.press("enter")  # the high task is first in fetch order
         await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
-        await wait_until(pilot, lambda: "spool.sleep" in screen_text(app), what="task shown")
+        await wait_until(pilot, lambda: "shop.pack" in screen_text(app), what="task shown")
         text = screen_text(app)
-        assert "spool.sleep" in text and '"why": "detail"' in text and "pending" in text
+        assert "shop.pack" in text and '"why": "detail"' in text and "pending" in text
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
         await pilot.press("escape")
