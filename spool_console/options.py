@@ -146,8 +146,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--json", "SPOOL_JSON", "print results as JSON, for scripts", False,
            parse=boolean, kind="switch", scope=GLOBAL),
     # -- the console and `worker` ------------------------------------------------------------
-    Option("--queue", "SPOOL_QUEUES", "queue to work on, repeatable", ("default",),
+    Option("--queue", "SPOOL_QUEUES", "queue to work on, repeatable; NAME:WEIGHT shares the "
+           "worker between queues by weight (images:3 mail:1)", ("default",),
            parse=name_list, kind="list", metavar="Q", name="queues"),
+    Option("--max-wait", "SPOOL_MAX_WAIT_S", "seconds after which a lower-priority task is "
+           "served before newer higher ones, set on the worker's queues (0: off)",
+           parse=non_negative_float, metavar="S", name="max_wait_s"),
     Option("--tasks", "SPOOL_TASKS", "module declaring @task handlers, repeatable", (),
            parse=name_list, kind="list", metavar="MODULE", name="task_modules"),
     Option("--concurrency", "SPOOL_CONCURRENCY", "fixed concurrency (pins the auto-scaler)",

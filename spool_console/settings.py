@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from engine.config import EngineConfig
 from engine.worker.pool import PoolSettings
+from engine.worker.weights import split_weights
 from spool_console.options import BY_DEST, OPTIONS, UsageError, value_of
 
 #: Connect timeout of the one-shot commands (queues, dead …) when none is given: a script
@@ -42,6 +43,8 @@ class Settings:
     read_only: bool
     api_token: str | None
     no_ui: bool
+    max_wait_s: float | None = None
+    queue_weights: tuple[int, ...] = ()  # one per queue, from `--queue NAME:WEIGHT`
 
     def engine_config(self) -> EngineConfig:
         """The engine's view of these settings."""
@@ -51,6 +54,8 @@ class Settings:
         """The worker pool's view of these settings."""
         return PoolSettings(
             queues=self.queues,
+            queue_weights=self.queue_weights,
+            max_wait_s=self.max_wait_s,
             concurrency=self.concurrency,
             min_concurrency=self.min_workers,
             max_concurrency=self.max_workers,
@@ -111,4 +116,8 @@ def resolve(
                 f"--api-token-file: cannot read {token_file}: {exc.strerror}"
             ) from None
     values["json"] = bool(values["json"])
-    return Settings(**values, api_token=token, no_ui=mode == "worker")
+    try:
+        values["queues"], weights = split_weights(values["queues"])
+    except ValueError as exc:
+        raise UsageError(f"--queue: {exc}") from None
+    return Settings(**values, api_token=token, no_ui=mode == "worker", queue_weights=weights)

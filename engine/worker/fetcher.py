@@ -16,6 +16,7 @@ from engine.worker.scaler import AutoScaler
 from engine.worker.settings import PoolSettings
 from engine.worker.settler import Settler
 from engine.worker.slots import Slots
+from engine.worker.weights import WeightedSplit
 
 log = logging.getLogger("spool.worker")
 
@@ -55,6 +56,7 @@ class Fetcher:
         self._blocking = False  # parked on the wake-up key or on slot capacity
         self.closed = False
         self._task: asyncio.Task[None] | None = None
+        self._split = WeightedSplit(settings.queue_weights or (1,) * len(settings.queues))
 
     def start(self) -> None:
         """Start fetching."""
@@ -115,11 +117,16 @@ class Fetcher:
                 continue
             try:
                 got, next_due_ms, now_ms = 0, None, 0
-                for i in range(len(queues)):
-                    queue = queues[(rotation + i) % len(queues)]
-                    res = await self.broker.fetch(
-                        queue, min(room - got, s.fetch_batch_max), self.worker_id
-                    )
+                short: set[str] = set()  # came back with less than asked: empty for now
+                for queue, want in self._plan(queues, rotation, room):
+                    if got >= room:
+                        break
+                    if queue in short:
+                        continue
+                    asked = min(want, room - got, s.fetch_batch_max)
+                    res = await self.broker.fetch(queue, asked, self.worker_id)
+                    if len(res.tasks) < asked:
+                        short.add(queue)
                     now_ms = res.now_ms
                     if res.next_due_ms is not None:
                         next_due_ms = (
@@ -132,8 +139,6 @@ class Fetcher:
                         self._accept(res.tasks)
                         got += len(res.tasks)
                         self.recorder.count("started", len(res.tasks), queue=queue)
-                    if got >= room:
-                        break
                 rotation += 1
                 self.health.mark_ok()
                 backoff = 0.05
@@ -156,6 +161,18 @@ class Fetcher:
                 log.exception("fetch failed; retrying in %.2f s", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _plan(self, queues: list[str], rotation: int, room: int) -> list[tuple[str, int]]:
+        """The fetches of one round: (queue, how many). One queue: all of the room. Several:
+        each queue's weighted share first, then the whole room again to each in turn, so the
+        share of a queue that had less goes to the others (the loop stops once room is full).
+        """
+        if len(queues) == 1:
+            return [(queues[0], room)]
+        shares = self._split.split(room)
+        order = [queues[(rotation + i) % len(queues)] for i in range(len(queues))]
+        first = [(q, n) for q, n in zip(queues, shares, strict=True) if n > 0]
+        return first + [(q, room) for q in order]
 
     def _accept(self, tasks: list[FetchedTask]) -> None:
         """Hold fetched tasks and queue them for the slots, highest priority first."""

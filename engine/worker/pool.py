@@ -154,6 +154,9 @@ class WorkerPool:
         """Register the process and start fetching."""
         await self.broker.register_queues(self.settings.queues)
         await flow.publish_limits(self.broker, self.settings.queues, self.registry)
+        if self.settings.max_wait_s is not None:
+            for queue in self.settings.queues:
+                await flow.set_max_wait(self.broker, queue, self.settings.max_wait_s)
         self.slots.resize()
         self.duties.start()
         self.fetcher.start()

@@ -13,6 +13,11 @@ class PoolSettings:
     between `min_concurrency` and `max_concurrency`."""
 
     queues: tuple[str, ...] = ("default",)
+    # Shares between queues under load, one weight per queue (empty: all equal).
+    queue_weights: tuple[int, ...] = ()
+    # Set on start for the pool's queues: serve a lower-level task first once it waited this
+    # long (0: off; None: leave the queues' setting as it is).
+    max_wait_s: float | None = None
     concurrency: int | None = None
     min_concurrency: int = 5
     max_concurrency: int = 30

@@ -52,6 +52,7 @@ async def per_key(account: str, seen: str, ms: float) -> None:
 
 
 @task(name="wf.weighted")
-async def weighted(log_key: str, queue: str) -> None:
-    """Appends the queue it came from, to measure shares between queues."""
-    await _client().rpush(log_key, queue)
+async def weighted(log_key: str, label: str, ms: float) -> None:
+    """Sleeps `ms`, then appends `label` (its queue, its level) to `log_key`: shares, order."""
+    await asyncio.sleep(ms / 1000)
+    await _client().rpush(log_key, label)
