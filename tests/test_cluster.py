@@ -114,3 +114,41 @@ async def test_pool_drains_several_queues_and_dead_letters_requeue(
         assert await dead.requeue_matching(broker, dead.DeadFilter()) == 1
     finally:
         await pool.stop(grace_s=1)
+
+
+async def test_flow_control_scripts_stay_in_the_queue_slot(
+    cluster: tuple[RedisCluster, str],
+) -> None:
+    from engine import flow
+    from engine.task import task
+
+    redis, prefix = cluster
+    broker = Broker(redis, EngineConfig(prefix=prefix, lease_s=0.2))
+    assert len({redis.keyslot(k) for k in broker.keys("f").flow_keys}) == 1
+    reg = TaskRegistry()
+
+    @task(name="one", concurrency=1, rate_limit="1000/s", registry=reg)
+    async def one() -> None:
+        return None
+
+    await flow.publish_limits(broker, ["f"], reg)
+    await flow.set_max_wait(broker, "f", 30)
+    first, again = await broker.enqueue(
+        [TaskSpec("one", queue="f", unique_for=60), TaskSpec("one", queue="f", unique_for=60)]
+    )
+    await broker.enqueue([TaskSpec("one", queue="f")])
+    assert first == again
+    (running,) = (await broker.fetch("f", 10, "w")).tasks  # the other one is parked
+    assert await broker.settle("f", [succeeded(running, None, 0, 0)]) == [True]
+    await wait_for(lambda: _fetch_one(broker))
+    await wait_for(lambda: _reaped(broker))  # the lease expires and frees the slot
+    state = await flow.queue_flow(broker, "f")
+    assert state.running_limited == {} and state.waiting_concurrency == 0
+
+
+async def _reaped(broker: Broker) -> bool:
+    return (await broker.reap("f")).requeued == 1
+
+
+async def _fetch_one(broker: Broker) -> bool:
+    return len((await broker.fetch("f", 10, "w")).tasks) == 1
