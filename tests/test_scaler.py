@@ -109,6 +109,45 @@ def test_backlog_or_busy_slots_restart_the_idle_period() -> None:
     assert sc.tick(IDLE) is not None
 
 
+def load(backlog: int, rate: float, service_s: float, ratio: float = 1.0) -> ScalerInputs:
+    return ScalerInputs(backlog, None, ratio, arrival_per_s=rate, service_s=service_s)
+
+
+def test_littles_law_sizes_for_the_load_in_one_step_and_says_why() -> None:
+    sc, _ = scaler(initial=5, max_concurrency=30)
+    d = sc.tick(load(20, 1000.0, 0.020))
+    # 1000/s x 20 ms x 1.25 = 25 slots, + 20 queued x 20 ms / 0.5 s = 0.8 -> 26.
+    assert d is not None and (d.old, d.new) == (5, 26)
+    assert d.reason == (
+        "+21: backlog 20, need 26 slots (1000/s x 20.0 ms x 1.25 + backlog cleared in 0.5 s)"
+    )
+    assert sc.tick(load(20, 1000.0, 0.020)) is None  # already enough: no creep on busy slots
+
+
+def test_littles_law_is_capped_and_respects_the_cooldown() -> None:
+    sc, clock = scaler(initial=5, max_concurrency=30, up_cooldown_s=0.2)
+    assert sc.tick(load(10, 500.0, 0.020)).new == 13  # type: ignore[union-attr]  # 12.5 + 0.4
+    clock.advance(0.1)
+    assert sc.tick(load(5000, 500.0, 0.020)) is None  # cooling down
+    clock.advance(0.1)
+    assert sc.tick(load(5000, 500.0, 0.020)).new == 30  # type: ignore[union-attr]
+
+
+def test_littles_law_needs_a_backlog_and_steady_load_does_not_flap() -> None:
+    sc, clock = scaler(initial=10, down_after_idle_s=1.0)
+    assert sc.tick(load(0, 1000.0, 0.020)) is None  # nothing waits: no reason to grow
+    for _ in range(100):  # a steady load the slots keep up with, ticked every 0.1 s
+        clock.advance(0.1)
+        assert sc.tick(load(1, 300.0, 0.020, ratio=0.7)) is None
+    assert sc.concurrency == 10 and not sc.decisions
+
+
+def test_slow_waits_still_grow_when_the_sizing_says_enough() -> None:
+    sc, _ = scaler(initial=10)
+    d = sc.tick(ScalerInputs(400, 3.0, 1.0, arrival_per_s=10.0, service_s=0.01))
+    assert d is not None and d.new == 14 and d.reason.startswith("+4: backlog 400, wait p95 3.0")
+
+
 def test_pin_and_unpin() -> None:
     sc, clock = scaler(initial=5, min_concurrency=3, max_concurrency=10)
     d = sc.pin(40)

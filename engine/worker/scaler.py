@@ -23,6 +23,11 @@ class ScalerSettings:
     busy_high: float = 0.9
     busy_low: float = 0.5
     backlog_per_slot: int = 100
+    #: Little's law sizing: slots = arrivals/s x service time x headroom, plus what clears the
+    #: backlog within `backlog_clear_s`. Headroom keeps slots ~80 % busy: a queue at 100 %
+    #: utilisation grows without bound.
+    headroom: float = 1.25
+    backlog_clear_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_concurrency <= self.max_concurrency:
@@ -36,13 +41,19 @@ class ScalerInputs:
     backlog: int
     wait_p95_s: float | None
     busy_ratio: float
+    #: Tasks arriving per second (fetched plus backlog growth), when the caller measured it.
+    arrival_per_s: float | None = None
+    #: Mean handler time in seconds, when known.
+    service_s: float | None = None
 
 
 class AutoScaler:
-    """Decides the concurrency from backlog, queue-wait p95 and busy slots, with hysteresis.
+    """Decides the concurrency from the measured load, with hysteresis.
 
-    Scale up fast (backlog present and either waits above target or slots saturated), scale
-    down slowly (only after `down_after_idle_s` of no backlog and few busy slots).
+    Scale up fast: when the caller gives the arrival rate and service time, straight to what
+    Little's law says the load needs (`slots_needed`); otherwise, with a backlog and either
+    waits above target or slots saturated, by at most doubling. Scale down slowly: only after
+    `down_after_idle_s` of no backlog and few busy slots.
     """
 
     def __init__(
@@ -105,6 +116,8 @@ class AutoScaler:
             s.busy_high,
             s.busy_low,
             s.backlog_per_slot,
+            s.headroom,
+            s.backlog_clear_s,
         )
         if self.pinned:
             return None
@@ -117,6 +130,16 @@ class AutoScaler:
             )
         return None
 
+    def slots_needed(self, inputs: ScalerInputs) -> int | None:
+        """Slots the measured load needs (Little's law), or None when rate or service unknown."""
+        if inputs.arrival_per_s is None or inputs.service_s is None:
+            return None
+        s = self.settings
+        per_slot_s = max(inputs.service_s, 0.0)
+        steady = inputs.arrival_per_s * per_slot_s * s.headroom
+        catch_up = inputs.backlog * per_slot_s / s.backlog_clear_s
+        return math.ceil(steady + catch_up)
+
     def tick(self, inputs: ScalerInputs) -> ScalerDecision | None:
         """Look at the inputs; change the concurrency if warranted and return the decision."""
         if self.pinned:
@@ -126,7 +149,27 @@ class AutoScaler:
         cur = self.concurrency
         slow = inputs.wait_p95_s is not None and inputs.wait_p95_s > s.wait_p95_target_s
         saturated = inputs.busy_ratio >= s.busy_high
-        if inputs.backlog > 0 and (slow or saturated) and cur < s.max_concurrency:
+        needed = self.slots_needed(inputs)
+        if needed is not None and inputs.backlog > 0 and needed > cur < s.max_concurrency:
+            # Little's law: size for the load now, in one step, instead of doubling once a
+            # cooldown while a backlog builds (figures: docs/architecture.md, "Auto-scaler").
+            self._idle_since_s = None
+            if now - self._last_change_s < s.up_cooldown_s:
+                return None
+            new = min(needed, s.max_concurrency)
+            rate, service = inputs.arrival_per_s or 0.0, inputs.service_s or 0.0
+            return self._record(
+                new,
+                f"+{new - cur}: backlog {inputs.backlog}, need {needed} slots"
+                f" ({rate:.0f}/s x {service * 1000:.1f} ms"
+                f" x {s.headroom:g} + backlog cleared in {s.backlog_clear_s:g} s)",
+                inputs,
+            )
+        # Without a rate, or when waits stay slow although the sizing says enough (its service
+        # time may lag a change of handler), grow by at most doubling. Not on saturation alone
+        # once sized: slots ~80 % busy briefly read 100 % and would creep up to the maximum.
+        pressed = slow or (needed is None and saturated)
+        if inputs.backlog > 0 and pressed and cur < s.max_concurrency:
             self._idle_since_s = None
             if now - self._last_change_s < s.up_cooldown_s:
                 return None
