@@ -77,13 +77,19 @@ def encode_payload(
         raise TypeError(f"args of task {name!r} must be a list or tuple, not {type(args).__name__}")
     if not isinstance(kwargs, Mapping):
         raise TypeError(f"kwargs of task {name!r} must be a mapping, not {type(kwargs).__name__}")
-    doc: dict[str, Any] = {"l": level, "n": name, "r": int(max_retries), "t": timeout_s}
+    # Absent fields mean their default (no timeout, no arguments): a queued no-op then holds
+    # ~20 fewer bytes of Redis memory, and readers use .get with those defaults.
+    doc: dict[str, Any] = {"l": level, "n": name, "r": int(max_retries)}
+    if timeout_s is not None:
+        doc["t"] = timeout_s
     if received_at_ms is not None:
         doc["ra"] = received_at_ms
     if trace_parent is not None:
         doc["tp"] = trace_parent
-    doc["a"] = list(args)
-    doc["k"] = dict(kwargs)
+    if args:
+        doc["a"] = list(args)
+    if kwargs:
+        doc["k"] = dict(kwargs)
     try:
         return strict_dumps(doc)
     except TypeError:

@@ -261,6 +261,8 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
             extra = {"lease_deadline_ms": int(active)}
             if cancelling:
                 extra["reason"] = "cancel_requested"
+            # `att` counts deliveries that ended; the one running now is one more.
+            att = int(att or 0) + 1
         elif sched is not None:
             state = TaskState.FAILED if lasterr else TaskState.SCHEDULED
             extra = {"due_at_ms": int(sched)}

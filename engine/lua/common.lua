@@ -26,17 +26,39 @@ local function payload_name(payload)
   return string.match(payload, '"n":"([^"]*)"') or '?'
 end
 
--- Drop every per-task field of ids that left the queue for good.
+-- Lua's unpack() fails past a few thousand values, so long argument lists go out in chunks
+-- (of an even size: HSET and ZADD take pairs).
+local CHUNK = 4000
+local function bulk(cmd, key, args)
+  for i = 1, #args, CHUNK do
+    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+  end
+end
+
+-- The same for reads of one value per argument (HMGET, ZMSCORE): the replies, concatenated.
+local function bulk_read(cmd, key, args)
+  if #args <= CHUNK then return redis.call(cmd, key, unpack(args)) end
+  local out = {}
+  for i = 1, #args, CHUNK do
+    local part = redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+    -- A missing value arrives as false, not nil, so # counts every reply.
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
+-- Drop every per-task field of ids that left the queue for good. The hashes most tasks never
+-- touch (first-attempt successes write no attempts, crashes, errors or ready stamps) are
+-- skipped when empty: an HDEL still converts every argument, which cost more than the rest of
+-- a batched settle.
 local function forget(k, ids)
   if #ids == 0 then return end
-  redis.call('HDEL', k.tasks, unpack(ids))
-  redis.call('HDEL', k.att, unpack(ids))
-  redis.call('HDEL', k.crash, unpack(ids))
-  redis.call('HDEL', k.lease, unpack(ids))
-  redis.call('HDEL', k.ea, unpack(ids))
-  redis.call('HDEL', k.lasterr, unpack(ids))
-  redis.call('HDEL', k.dead_info, unpack(ids))
-  redis.call('HDEL', k.ready, unpack(ids))
+  bulk('HDEL', k.tasks, ids)
+  bulk('HDEL', k.lease, ids)
+  bulk('HDEL', k.ea, ids)
+  for _, key in ipairs({k.att, k.crash, k.lasterr, k.dead_info, k.ready}) do
+    if redis.call('EXISTS', key) == 1 then bulk('HDEL', key, ids) end
+  end
 end
 
 -- Keep the dead-letter set within its count and age caps, oldest out first.

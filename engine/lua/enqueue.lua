@@ -1,6 +1,11 @@
--- enqueue(batch): ARGV = levels, wake_cap, then one item per task: "level\ndelay_ms\nid\npayload"
+-- enqueue(batch): ARGV = levels, wake_cap, then one item per task:
+--   check .. level .. "\n" .. delay_ms .. "\n" .. id .. "\n" .. payload
 -- (one argument per task keeps the client's command packing cheap; JSON has no raw newline).
--- KEYS extra: one result key per task (an id whose result still exists is the same task).
+-- check is '?' for an id the caller chose: it is checked (an id already stored, or whose
+-- result still exists, is the same task) against the next extra KEY, its result key. It is
+-- '-' for an id the broker generated (128 random bits, never seen before): no check, no key.
+-- Writes go out as one command per hash/list for the whole batch, not per task: in Redis the
+-- per-call cost of redis.call() was most of the enqueue cost.
 -- Returns one flag per task: 1 stored, 0 already known (idempotent by id), then one more flag:
 -- 1 when the queue's meta had no `levels` (the server lost the queue's registration, e.g. a
 -- restart without persistence), so the caller must add it to the global queue set again.
@@ -8,24 +13,46 @@ local now = now_ms()
 local now_us = now_us_str()
 local wake_cap = tonumber(ARGV[2])
 local out = {}
+local fields, stamps, delayed, by_level, seen = {}, {}, {}, {}, {}
+local extra = FIRST_EXTRA_KEY
 local pushed = 0
 for i = 3, #ARGV do
-  local level, delay, id, payload = string.match(ARGV[i], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
-  delay = tonumber(delay)
-  if redis.call('HEXISTS', k.tasks, id) == 1 or redis.call('EXISTS', KEYS[FIRST_EXTRA_KEY + i - 3]) == 1 then
-    out[#out + 1] = 0
-  else
-    redis.call('HSET', k.tasks, id, payload)
-    redis.call('HSET', k.ea, id, now_us)
+  local check, level, delay, id, payload =
+    string.match(ARGV[i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  local fresh = true
+  if check == '?' then
+    fresh = not seen[id] and redis.call('HEXISTS', k.tasks, id) == 0
+      and redis.call('EXISTS', KEYS[extra]) == 0
+    seen[id] = true
+    extra = extra + 1
+  end
+  if fresh then
+    fields[#fields + 1] = id
+    fields[#fields + 1] = payload
+    stamps[#stamps + 1] = id
+    stamps[#stamps + 1] = now_us
+    delay = tonumber(delay)
     if delay > 0 then
-      redis.call('ZADD', k.scheduled, now + delay, id)
+      delayed[#delayed + 1] = now + delay
+      delayed[#delayed + 1] = id
     else
-      redis.call('LPUSH', pending[level], id)
+      local ids = by_level[level]
+      if not ids then
+        ids = {}
+        by_level[level] = ids
+      end
+      ids[#ids + 1] = id
       pushed = pushed + 1
     end
     out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
   end
 end
+bulk('HSET', k.tasks, fields)
+bulk('HSET', k.ea, stamps)
+bulk('ZADD', k.scheduled, delayed)
+for level, ids in pairs(by_level) do bulk('LPUSH', pending[level], ids) end
 if pushed > 0 then wake(k, wake_cap) end
 out[#out + 1] = redis.call('HSETNX', k.meta, 'levels', ARGV[1])
 return out

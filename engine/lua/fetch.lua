@@ -89,14 +89,22 @@ end
 if more then wake(k, tonumber(ARGV[6])) end
 if #ids == 0 then return out end
 local eas = redis.call('HMGET', k.ea, unpack(ids))
-local readies = redis.call('HMGET', k.ready, unpack(ids))
+-- `ready` and `att` are empty while nothing is retried or delayed: skip reading them then.
+local function read_if_any(key)
+  if redis.call('EXISTS', key) == 0 then return {} end
+  return redis.call('HMGET', key, unpack(ids))
+end
+local readies = read_if_any(k.ready)
+-- `att` counts deliveries that ended without success (written when a lease ends: retry,
+-- dead, expiry), so this delivery is one more and a first delivery writes nothing.
+local atts = read_if_any(k.att)
 local deadline = now + lease_ms
 local zargs = {}
 local largs = {}
 for i, id in ipairs(ids) do
   local p = payloads[i]
   if p then
-    local a = redis.call('HINCRBY', k.att, id, 1)
+    local a = (tonumber(atts[i]) or 0) + 1
     zargs[#zargs + 1] = deadline
     zargs[#zargs + 1] = id
     largs[#largs + 1] = id

@@ -22,7 +22,9 @@ for _, id in ipairs(expired) do
     finish_cancelled(id, p, now)
   else
     local c = redis.call('HINCRBY', k.crash, id, 1)
-    local a = tonumber(redis.call('HGET', k.att, id) or '0')
+    -- This delivery ended without success: count it (fetch does not write `att`).
+    local a = tonumber(redis.call('HGET', k.att, id) or '0') + 1
+    redis.call('HSET', k.att, id, a)
     local token = redis.call('HGET', k.lease, id) or ''
     local worker = string.match(token, '|(.*)$') or ''
     local err = 'lease expired (worker lost)'

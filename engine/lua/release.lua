@@ -1,6 +1,7 @@
 -- release(leases): ARGV = levels, wake_cap, then pairs of id, token. Tasks a stopping worker
 -- holds but did not finish go back to the front of their level (next out), their delivery
--- not counted as an attempt. Returns how many were released.
+-- not counted as an attempt (`att` only counts deliveries that ended without success, so
+-- there is nothing to undo). Returns how many were released.
 local count = 0
 local unparked = 0
 for i = 3, #ARGV, 2 do
@@ -8,7 +9,6 @@ for i = 3, #ARGV, 2 do
   if redis.call('HGET', k.lease, id) == token and redis.call('ZREM', k.active, id) == 1 then
     redis.call('HDEL', k.lease, id)
     unparked = unparked + flow_release(id)
-    if redis.call('HINCRBY', k.att, id, -1) <= 0 then redis.call('HDEL', k.att, id) end
     local p = redis.call('HGET', k.tasks, id)
     if p then
       redis.call('RPUSH', pending[payload_level(p)] or pending['__default'], id)

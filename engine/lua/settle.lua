@@ -5,10 +5,20 @@
 -- last-error JSON for "r", dead record JSON for "d" (JSON never holds a raw newline). Whatever
 -- the kind, a task whose cancel was requested while it ran ends as cancelled.
 -- KEYS extra: one result key per item. Returns one flag per item: 1 applied, 0 rejected (stale).
+-- Leases and lease deadlines are read for the whole batch in two calls (per-item calls cost
+-- more in redis.call() overhead than in the lookups themselves).
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
 local dead_max = tonumber(ARGV[3])
 local dead_age = tonumber(ARGV[4])
+local n = #ARGV - 4
+local kinds, ids, tokens, delays, datas = {}, {}, {}, {}, {}
+for i = 1, n do
+  kinds[i], ids[i], tokens[i], delays[i], datas[i] =
+    string.match(ARGV[4 + i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+end
+local held = bulk_read('HMGET', k.lease, ids)
+local leased = bulk_read('ZMSCORE', k.active, ids)
 local out = {}
 local done = {}
 local late = 0
@@ -18,38 +28,44 @@ local any_held = redis.call('EXISTS', fk.held) == 1
 local any_unique = redis.call('EXISTS', fk.unique_of) == 1
 local unparked = 0
 local any_cancel = redis.call('EXISTS', k.cancel) == 1
-for i = 0, #ARGV - 5 do
-  local kind, id, token, delay, data = string.match(ARGV[5 + i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
-  delay = tonumber(delay)
+for i = 1, n do
+  local id = ids[i]
   -- A lease token that is not the current one means the lease was reclaimed: the late
   -- worker must not overwrite the new owner's outcome.
-  if redis.call('HGET', k.lease, id) ~= token or not redis.call('ZSCORE', k.active, id) then
-    out[#out + 1] = 0
+  if held[i] ~= tokens[i] or not leased[i] then
+    out[i] = 0
     late = late + 1
   else
-    out[#out + 1] = 1
+    out[i] = 1
+    local kind = kinds[i]
     if any_held then unparked = unparked + flow_release(id) end
     if kind ~= 'c' and any_cancel and redis.call('HEXISTS', k.cancel, id) == 1 then kind = 'c' end
     if any_unique and kind ~= 'r' then unique_done(id) end
     if kind == 'c' then
+      -- The delivery ended without success: count it (fetch does not write `att`).
+      redis.call('HINCRBY', k.att, id, 1)
       finish_cancelled(id, redis.call('HGET', k.tasks, id), now)
     elseif kind == 's' then
-      redis.call('SET', KEYS[FIRST_EXTRA_KEY + i], data, 'PX', ttl)
+      redis.call('SET', KEYS[FIRST_EXTRA_KEY + i - 1], datas[i], 'PX', ttl)
       done[#done + 1] = id
       notify_ended(k, id, 'succeeded')
-    elseif kind == 'r' then
-      redis.call('ZREM', k.active, id)
-      redis.call('HDEL', k.lease, id)
-      redis.call('HSET', k.lasterr, id, data)
-      redis.call('ZADD', k.scheduled, now + delay, id)
     else
-      bury(k, id, data, now)
-      buried = true
+      -- The delivery ended without success: count it (fetch does not write `att`).
+      redis.call('HINCRBY', k.att, id, 1)
+      if kind == 'r' then
+        redis.call('ZREM', k.active, id)
+        redis.call('HDEL', k.lease, id)
+        redis.call('HSET', k.lasterr, id, datas[i])
+        redis.call('ZADD', k.scheduled, now + tonumber(delays[i]), id)
+      else
+        bury(k, id, datas[i], now)
+        buried = true
+      end
     end
   end
 end
 if #done > 0 then
-  redis.call('ZREM', k.active, unpack(done))
+  bulk('ZREM', k.active, done)
   forget(k, done)
 end
 if late > 0 then redis.call('HINCRBY', k.meta, 'late', late) end
