@@ -343,9 +343,7 @@ async def test_settle_batch_mixes_accepted_and_rejected(redis: Redis, prefix: st
     await broker.enqueue([TaskSpec(name="t", queue=Q) for _ in range(3)])
     a, b, c = (await broker.fetch(Q, 3, "w")).tasks
     assert await broker.settle(Q, [ok(a, 1)]) == [True]
-    flags = await broker.settle(
-        Q, [ok(a, 2), failed(b, ValueError("x"), broker.config), ok(c, 3)]
-    )
+    flags = await broker.settle(Q, [ok(a, 2), failed(b, ValueError("x"), broker.config), ok(c, 3)])
     assert flags == [False, True, True]
     stats = await queue_stats(broker, Q)
     assert (stats.active, stats.dead, stats.late_rejected) == (0, 1, 1)
@@ -481,8 +479,15 @@ async def test_non_retryable_failure_goes_straight_to_dead(redis: Redis, prefix:
     broker = make_broker(redis, prefix)
     task_id = await enqueue(broker, max_retries=5)
     task = await fetch_one(broker)
-    outcome = failed(task, None, broker.config, message="no handler", exc_type="UnknownTask",
-                     retryable=False, reason="unknown_task")
+    outcome = failed(
+        task,
+        None,
+        broker.config,
+        message="no handler",
+        exc_type="UnknownTask",
+        retryable=False,
+        reason="unknown_task",
+    )
     assert outcome.kind == "d"
     assert await broker.settle(Q, [outcome]) == [True]
     info = await task_status(broker, task_id, Q)
@@ -687,3 +692,62 @@ async def test_server_comes_back_while_client_retries(
         assert task_id in [t.id for t in (await broker.fetch(Q, 10, "w")).tasks]
     finally:
         await redis.aclose()
+
+
+async def test_large_batches_cross_the_script_chunk_size_whole(redis: Redis, prefix: str) -> None:
+    # 4,500 tasks: the scripts write and read in chunks of 4,000 values (Lua's unpack limit);
+    # every task must be stored, fetched and settled exactly once across the chunk border.
+    broker = make_broker(redis, prefix)
+    given = [f"given-{i}" for i in range(10)]
+    specs = [TaskSpec("t", [i], queue=Q) for i in range(4490)]
+    specs += [TaskSpec("t", queue=Q, id=g) for g in given]
+    specs.append(TaskSpec("t", queue=Q, id=given[0]))  # a duplicate inside the same batch
+    ids = await broker.enqueue(specs)
+    assert len(set(ids)) == 4500 and ids[-1] == given[0]
+    assert (await queue_stats(broker, Q)).pending == 4500
+    fetched: list[FetchedTask] = []
+    while len(fetched) < 4500:
+        got = (await broker.fetch(Q, 256, "w")).tasks
+        assert got, len(fetched)
+        fetched += got
+    assert sorted(t.id for t in fetched) == sorted(set(ids))
+    assert all(t.attempt == 1 for t in fetched)
+    flags = await broker.settle(Q, [succeeded(t, i, 0, 0) for i, t in enumerate(fetched)])
+    assert flags == [True] * 4500
+    stats = await queue_stats(broker, Q)
+    assert (stats.pending, stats.active) == (0, 0)
+    keys = broker.keys(Q)
+    assert await redis.hlen(keys.tasks) == 0 and await redis.hlen(keys.lease) == 0
+    # Settling the same outcomes again is stale: nothing applied twice.
+    assert await broker.settle(Q, [succeeded(t, 0, 0, 0) for t in fetched[:5]]) == [False] * 5
+
+
+async def test_attempts_count_deliveries_across_retry_expiry_and_release(
+    redis: Redis, prefix: str
+) -> None:
+    broker = make_broker(redis, prefix, lease_s=0.05, backoff_base_s=0.001, backoff_cap_s=0.001)
+    (task_id,) = await broker.enqueue([TaskSpec("t", queue=Q, max_retries=5)])
+    first = (await broker.fetch(Q, 1, "w")).tasks[0]
+    assert first.attempt == 1
+    active = await task_status(broker, task_id, Q)
+    assert active is not None and active.attempts == 1  # the running delivery counts
+    assert await broker.release(Q, [(first.id, first.token)]) == 1  # not counted
+    second = (await broker.fetch(Q, 1, "w")).tasks[0]
+    assert second.attempt == 1
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        assert await broker.settle(Q, [failed(second, exc, broker.config)]) == [True]
+
+    async def next_delivery() -> list[FetchedTask]:
+        return (await broker.fetch(Q, 1, "w")).tasks
+
+    (third,) = await poll(next_delivery)  # once its backoff is over
+    assert third.attempt == 2
+
+    async def requeued() -> int:
+        return (await broker.reap(Q)).requeued
+
+    assert await poll(requeued) == 1  # the lease expired: that delivery counts too
+    (fourth,) = await poll(next_delivery)
+    assert fourth.attempt == 3
