@@ -209,9 +209,10 @@ class Broker:
                     # Only an id the caller chose can already exist: a generated one skips the
                     # check (and its result key), which halves the script's work per task.
                     check = specs[i].id is not None
+                    flag = b"?" if check else b"-"
                     argv.append(
                         b"%s%s\n%d\n%s\n%s"
-                        % (b"?" if check else b"-", level.encode(), delay_ms, task_id.encode(), payload)
+                        % (flag, level.encode(), delay_ms, task_id.encode(), payload)
                     )
                     if check:
                         extra.append(keys.result(task_id))

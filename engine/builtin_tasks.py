@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 from engine.task import TaskDef, TaskRegistry
 
@@ -32,6 +33,11 @@ async def flaky(share: float = 0.3, ms: float = 0.0) -> str:
     return "ok"
 
 
+async def stamp(sent_at_s: float) -> float:
+    """Returns ms from `sent_at_s` (the producer's time.time()) to this handler's start."""
+    return (time.time() - sent_at_s) * 1000
+
+
 def cpu(n: int = 10_000) -> int:
     """Burns `n` iterations of arithmetic (a CPU-bound task, run in the thread pool)."""
     acc = 0
@@ -46,6 +52,7 @@ BUILTINS = {
     "spool.fail": fail,
     "spool.flaky": flaky,
     "spool.cpu": cpu,
+    "spool.stamp": stamp,
 }
 
 

@@ -71,6 +71,15 @@ class Trial:
     decisions: list[DecisionRow] = field(default_factory=list)
     rss_peak_mb: float = 0.0
     backlog_low_left: int | None = None
+    #: Server CPU seconds (INFO cpu) from before the first enqueue to the last settle.
+    redis_cpu_s: float | None = None
+
+    @property
+    def redis_cpu_us_per_task(self) -> float | None:
+        """Server CPU per settled task, in µs (None when unmeasured or nothing settled)."""
+        if self.redis_cpu_s is None or not self.completed:
+            return None
+        return self.redis_cpu_s / self.completed * 1e6
 
     @property
     def throughput(self) -> float:
@@ -83,6 +92,12 @@ def _e2e_hist(snap: MetricsSnapshot) -> LogHistogram:
         if s.stage == "end_to_end" and s.window_s == 0:
             return LogHistogram.from_dict(s.histogram)
     return LogHistogram()
+
+
+async def server_cpu_s(broker: Broker) -> float:
+    """CPU seconds the server has used so far (user + sys, from INFO cpu)."""
+    info = await broker.redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 async def run_trial(
@@ -123,6 +138,7 @@ async def run_trial(
         await pool.start()
         ctx.emit(f"{label} start", 0, target)
         await fleet.wait_registered(broker.redis, broker.globals.workers, processes, 60.0)
+        cpu0 = await server_cpu_s(broker)
         if params.backlog_low:
             ctx.emit(f"{label} backlog", 0, target)
             await preload(broker, QUEUE, low_name, low_args, params.backlog_low, priority="low")
@@ -159,6 +175,7 @@ async def run_trial(
             if producer is not None:
                 prod_task = asyncio.create_task(producer.run())
             trial = await _wait_settled(ctx, params, pool, fleet, producer, target, t0, label)
+        trial.redis_cpu_s = await server_cpu_s(broker) - cpu0
         trial.producer = producer
         trial.decisions = [
             DecisionRow(round(d.at_s - wall0, 3), d.old, d.new, d.reason)

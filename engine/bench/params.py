@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-TYPES = ("quick", "scalability", "profiled", "custom", "burst", "sustained")
+TYPES = ("quick", "scalability", "profiled", "custom", "burst", "sustained", "latency")
 #: Concurrency levels the scalability run walks through (per process).
 SCALABILITY_LEVELS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -29,6 +29,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "task": "spool.sleep:20",
     },
     "sustained": {"rate": 5_000.0, "duration_s": 60.0, "workers": 16},
+    # One worker process apart from the producer, as in the side-by-side runs against peers.
+    "latency": {"rate": 500.0, "duration_s": 10.0, "workers": 16, "mem_probe_tasks": 0},
 }
 
 

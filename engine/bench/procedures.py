@@ -50,6 +50,10 @@ def stage_rows(snap: MetricsSnapshot) -> tuple[StageRow, ...]:
     return tuple(_row(st, snap.stage(st, 0)) for st in STAGE_ORDER if snap.stage(st, 0).count)
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _workers(params: BenchParams, concurrency: int | None) -> str:
     return (
         str(concurrency)
@@ -83,6 +87,10 @@ def make_report(
             f" {params.backlog_low} queued first, {trial.backlog_low_left} left when"
             " the last one was offered)"
         )
+    notes.append(
+        "redis_cpu_per_task: the server's CPU (INFO cpu) from the first enqueue to the last"
+        " settle, over settled tasks; a shared server counts its other clients too"
+    )
     if trial.snapshot.dropped_samples:
         notes.append(f"metrics dropped {trial.snapshot.dropped_samples} samples (buffer full)")
     values: dict[str, Any] = dict(
@@ -111,6 +119,7 @@ def make_report(
         backlog_low_left=trial.backlog_low_left,
         rss_peak_mb=round(trial.rss_peak_mb, 1),
         redis_bytes_per_task=info.bytes_per_task,
+        redis_cpu_us_per_task=_round(trial.redis_cpu_us_per_task, 2),
         redis_probe_tasks=info.probe_tasks,
         decisions=tuple(trial.decisions),
         series=tuple(trial.series) if params.type in ("burst", "sustained") else (),

@@ -63,8 +63,13 @@ class OpenLoopProducer:
         tick_s: float = 0.002,
         batch_max: int = 500,
         recorder: MetricsRecorder | None = None,
+        stamp: bool = False,
     ) -> None:
         self.broker = broker
+        #: With `stamp`, each task's only argument is time.time() read just before its
+        #: enqueue call, and the returned ids are kept (`ids`) to read the results back.
+        self.stamp = stamp
+        self.ids: list[str] = []
         self.queue = queue
         self.name = name
         self.args = args
@@ -94,10 +99,18 @@ class OpenLoopProducer:
                     # Task k of the batch was due at (sent + k) / rate; all leave together now.
                     for k in range(n):
                         self.lags.record(max(0.0, now - (self.sent + k) / rate) * 1e6)
+                    if self.stamp:
+                        sent_at = time.time()
+                        specs = [
+                            TaskSpec(self.name, [sent_at], queue=self.queue, priority=self.priority)
+                            for _ in range(n)
+                        ]
+                    else:
+                        specs = _specs(self.name, self.args, self.queue, self.priority, n)
                     t = time.perf_counter()
-                    await self.broker.enqueue(
-                        _specs(self.name, self.args, self.queue, self.priority, n)
-                    )
+                    ids = await self.broker.enqueue(specs)
+                    if self.stamp:
+                        self.ids += ids
                     if self.recorder is not None:
                         self.recorder.record_stage(
                             "enqueue",

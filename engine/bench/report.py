@@ -89,6 +89,8 @@ class BenchReport:
     backlog_low_left: int | None = None
     rss_peak_mb: float | None = None
     redis_bytes_per_task: float | None = None
+    #: Server CPU (INFO cpu, user + sys) over the trial's enqueues and drain, per settled task.
+    redis_cpu_us_per_task: float | None = None
     redis_probe_tasks: int = 0
     levels: tuple[LevelRow, ...] = ()
     decisions: tuple[DecisionRow, ...] = ()
@@ -151,6 +153,7 @@ class BenchReport:
         out += [
             ("rss_peak", _r(self.rss_peak_mb, 1), "MB"),
             ("redis_memory_per_task", _r(self.redis_bytes_per_task, 0), "bytes"),
+            ("redis_cpu_per_task", _r(self.redis_cpu_us_per_task, 2), "µs"),
         ]
         return out
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import engine
 from engine.bench.fleet import delete_prefix
 from engine.bench.harness import Context
+from engine.bench.latency import run_latency
 from engine.bench.params import BenchParams, parse_task
 from engine.bench.procedures import RunInfo, run_profiled, run_scalability, run_single
 from engine.bench.producer import preload
@@ -89,6 +90,8 @@ async def run_benchmark(
             )
             if params.type == "scalability":
                 report = await run_scalability(ctx, info, params)
+            elif params.type == "latency":
+                report = await run_latency(ctx, info, params)
             elif params.type == "profiled":
                 out = Path(params.out_dir or tempfile.mkdtemp(prefix="spoolbench-profile-"))
                 report = await run_profiled(ctx, info, params, out)
