@@ -41,8 +41,11 @@ class LatencyChart(AsyncPlot):
             if xs:
                 lines.append((ys, name, color))
         if 0 < self.size.width < 80:  # plotext drops a title wider than the plot
-            now = " ".join(f"{n} {self.latest.get(n, 0.0):,.0f}" for n, _ in LINES)
-            title = f"Latency ms: {now}"
+            pairs = [(n, self.latest.get(n, 0.0)) for n, _ in LINES]
+            if max(v for _, v in pairs) < 1000:
+                title = "Latency ms: " + " ".join(f"{n} {v:.0f}" for n, v in pairs)
+            else:  # "1,341" thrice (and the wider axis) no longer fit half of 80 columns
+                title = "Latency s: " + " ".join(f"{n} {_seconds(v)}" for n, v in pairs)
         else:
             now = " · ".join(f"{n} {self.latest.get(n, 0.0):,.1f}" for n, _ in LINES)
             title = f"{self.title} — {now}"
@@ -58,3 +61,8 @@ class LatencyChart(AsyncPlot):
             plt.ylim(0, None)
 
         self.draw(draw)
+
+
+def _seconds(ms: float) -> str:
+    """A latency in seconds, in at most three characters: "0.4", "1.3", "12"."""
+    return f"{ms / 1000:.1f}" if ms < 9950 else f"{ms / 1000:.0f}"
