@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from engine.broker import Broker, _s
+from engine.limits import FlowLimits
 from engine.task import TaskDef
 
 
@@ -32,6 +33,15 @@ async def publish_limits(broker: Broker, queues: Iterable[str], defs: Iterable[T
                 else:
                     pipe.hset(key, d.name, d.limits.spec())
         await pipe.execute()
+
+
+async def set_limits(broker: Broker, queue: str, name: str, limits: FlowLimits | None) -> None:
+    """Declare (or with None clear) one task name's limits on one queue, as a worker would."""
+    key = broker.keys(queue).flow_limits
+    if limits is None:
+        await broker.redis.hdel(key, name)
+    else:
+        await broker.redis.hset(key, name, limits.spec())
 
 
 async def set_max_wait(broker: Broker, queue: str, max_wait_s: float | None) -> None:

@@ -50,6 +50,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         "--processes", type=positive_int, help="processes in all (in-process pool + P-1 children)"
     )
     p.add_argument("--priority", help="priority level of the offered tasks (high|default|low)")
+    p.add_argument("--rate-limit", help="declare a fleet-wide rate limit on the task (N/s|m|h)")
+    p.add_argument(
+        "--concurrency-limit", type=count, help="declare a fleet-wide concurrency limit on the task"
+    )
     p.add_argument(
         "--backlog-low",
         type=non_negative_int,
@@ -84,6 +88,8 @@ def params_from_args(args: argparse.Namespace) -> BenchParams:
             "priority",
             "backlog_low",
             "settle_timeout_s",
+            "rate_limit",
+            "concurrency_limit",
         )
     }
     if args.levels:

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from engine import flow
+from engine.bench.params import BenchParams
 from engine.broker import Broker
 from engine.config import EngineConfig
 from engine.limits import parse_rate
@@ -231,6 +232,8 @@ def test_bad_limits_are_refused_at_declaration() -> None:
     ):
         with pytest.raises(ValueError):
             task(name="f.bad", registry=reg, **kwargs)(lambda account: None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        BenchParams(rate_limit="lots")
     assert parse_rate("100/m").interval_ms == 600
     assert parse_rate("5/10s").interval_ms == 2000
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import flow
 from engine.bench.fleet import Fleet, child_snapshots, delete_prefix, rss_mb
 from engine.bench.params import BenchParams, parse_task
 from engine.bench.producer import OpenLoopProducer, preload
 from engine.bench.progress import BenchProgress
 from engine.bench.report import DecisionRow, SeriesPoint
 from engine.broker import Broker
+from engine.limits import FlowLimits, parse_rate
 from engine.metrics.histogram import LogHistogram
 from engine.metrics.recorder import MetricsRecorder
 from engine.metrics.snapshot import MetricsSnapshot, merge_snapshots
@@ -138,6 +140,13 @@ async def run_trial(
         await pool.start()
         ctx.emit(f"{label} start", 0, target)
         await fleet.wait_registered(broker.redis, broker.globals.workers, processes, 60.0)
+        if params.rate_limit or params.concurrency_limit:
+            # After every process started: each publishes its own (unlimited) declarations.
+            limits = FlowLimits(
+                rate=parse_rate(params.rate_limit) if params.rate_limit else None,
+                concurrency=params.concurrency_limit,
+            )
+            await flow.set_limits(broker, QUEUE, name, limits)
         cpu0 = await server_cpu_s(broker)
         if params.backlog_low:
             ctx.emit(f"{label} backlog", 0, target)

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from engine.limits import parse_rate
+
 TYPES = ("quick", "scalability", "profiled", "custom", "burst", "sustained", "latency")
 #: Concurrency levels the scalability run walks through (per process).
 SCALABILITY_LEVELS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -92,6 +94,9 @@ class BenchParams:
     out_dir: str | None = None
     #: Seconds between over-time samples (RSS, p99, concurrency).
     sample_every_s: float = 1.0
+    #: Fleet-wide limits declared on the offered task ("1000/s"; slots at once): their cost.
+    rate_limit: str | None = None
+    concurrency_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -112,6 +117,10 @@ class BenchParams:
             raise ValueError("backlog_low must be >= 0")
         if not self.levels or min(self.levels) < 1:
             raise ValueError("levels must be positive concurrencies")
+        if self.rate_limit is not None:
+            parse_rate(self.rate_limit)
+        if self.concurrency_limit is not None and self.concurrency_limit < 1:
+            raise ValueError("concurrency_limit must be >= 1")
 
     @classmethod
     def for_type(cls, type: str, **overrides: Any) -> BenchParams:

@@ -62,6 +62,16 @@ def _workers(params: BenchParams, concurrency: int | None) -> str:
     )
 
 
+def _task_label(params: BenchParams) -> str:
+    """The offered task, with the limits declared on it."""
+    limits = []
+    if params.rate_limit:
+        limits.append(f"rate limit {params.rate_limit}")
+    if params.concurrency_limit:
+        limits.append(f"concurrency limit {params.concurrency_limit}")
+    return f"{params.task} ({', '.join(limits)})" if limits else params.task
+
+
 def make_report(
     info: RunInfo, params: BenchParams, trial: Trial, concurrency: int | None, **extra: Any
 ) -> BenchReport:
@@ -98,7 +108,7 @@ def make_report(
         mode=params.mode,
         started_at=info.started_at,
         redis=info.redis,
-        task=params.task,
+        task=_task_label(params),
         tasks=params.offered,
         workers=_workers(params, concurrency),
         processes=params.processes,
