@@ -126,6 +126,29 @@ async def test_rate_limit_reserves_spaced_slots_without_using_attempts(
     assert all(t.attempt == 1 for t in got)  # waiting used no attempt
 
 
+async def test_removed_limits_leave_nothing_behind(redis: Redis, prefix: str) -> None:
+    broker = make_broker(redis, prefix)
+    keys = broker.keys(Q)
+    for limits, waiting in (({"rate_limit": "10/s"}, (2, 0)), ({"concurrency": 1}, (0, 2))):
+        await declare(broker, **limits)
+        await broker.enqueue([TaskSpec("f.limited") for _ in range(3)])
+        (running,) = (await broker.fetch(Q, 10, "w")).tasks
+        state = await flow.queue_flow(broker, Q)
+        assert (state.waiting_rate, state.waiting_concurrency) == waiting
+        await declare(broker)  # a deployment without limits
+        await broker.reap(Q)  # parked tasks go back
+        loop = asyncio.get_running_loop()
+        got, deadline = [], loop.time() + 2
+        while len(got) < 2 and loop.time() < deadline:
+            got += (await broker.fetch(Q, 10, "w")).tasks
+            await asyncio.sleep(0.01)
+        assert len(got) == 2
+        await broker.settle(Q, [done(t) for t in [running, *got]])
+        for key in (keys.flow_rated, keys.flow_held, keys.flow_count, keys.flow_wait):
+            assert await redis.hlen(key) == 0, key
+        assert await redis.zcard(keys.flow_parked) == 0
+
+
 async def test_reaped_lease_gives_the_slot_back(redis: Redis, prefix: str) -> None:
     broker = make_broker(redis, prefix, lease_s=0.05)
     await declare(broker, concurrency=1)

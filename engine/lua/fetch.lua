@@ -88,6 +88,8 @@ end
 -- Chain wake-ups: work remains, so let another idle fetcher (maybe on another host) in.
 if more then wake(k, tonumber(ARGV[6])) end
 if #ids == 0 then return out end
+-- A rate reservation is spent when its task runs, even if its limit was removed meanwhile.
+if redis.call('EXISTS', fk.rated) == 1 then redis.call('HDEL', fk.rated, unpack(ids)) end
 local eas = redis.call('HMGET', k.ea, unpack(ids))
 -- `ready` and `att` are empty while nothing is retried or delayed: skip reading them then.
 local function read_if_any(key)
