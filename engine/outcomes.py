@@ -19,7 +19,7 @@ from engine.task import FetchedTask
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One item of a settle batch. `kind`: "s" succeeded, "r" retry, "d" dead."""
+    """One item of a settle batch. `kind`: "s" succeeded, "r" retry, "d" dead, "c" cancelled."""
 
     kind: str
     task: FetchedTask
@@ -30,6 +30,11 @@ class Outcome:
     def token(self) -> str:
         """The lease token this outcome is guarded by."""
         return self.task.token
+
+
+def cancelled(task: FetchedTask) -> Outcome:
+    """The task stopped because it was cancelled (settle records it as `cancelled`)."""
+    return Outcome("c", task, b"{}")
 
 
 def backoff_delay_s(

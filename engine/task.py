@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -75,13 +76,23 @@ default_registry = TaskRegistry()
 
 @dataclass(frozen=True, slots=True)
 class TaskContext:
-    """What a handler may learn about the run it is in (declare a `ctx` keyword to get it)."""
+    """What a handler may learn about the run it is in (declare a `ctx` keyword to get it).
+
+    `cancelled` turns true when someone cancels the task while it runs: a plain (threaded)
+    handler cannot be interrupted, so a long one should look at it now and then and return.
+    """
 
     id: str
     queue: str
     name: str
     attempt: int
     max_retries: int
+    cancel_event: threading.Event | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a cancel of this task was requested."""
+        return self.cancel_event is not None and self.cancel_event.is_set()
 
 
 def task(

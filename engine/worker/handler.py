@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,7 +13,7 @@ from typing import Any
 
 from engine import codec, tracing
 from engine.config import EngineConfig
-from engine.outcomes import Outcome, failed, succeeded
+from engine.outcomes import Outcome, cancelled, failed, succeeded
 from engine.task import FetchedTask, TaskContext, TaskDef, TaskRegistry
 
 log = logging.getLogger("spool.task")
@@ -74,6 +75,12 @@ class HandlerRunner:
         self.stuck: set[Future[Any]] = set()
         self._deadlines: dict[int, float] = {}  # slot index -> monotonic deadline
         self._timed_out: set[int] = set()  # slots the watchdog cancelled
+        # Cancels asked for (by id; the task may not have started yet), the slot each running
+        # task is in, the slots cancelled for that reason, and the events sync handlers see.
+        self.cancel_requested: set[str] = set()
+        self._running: dict[str, tuple[int, bool]] = {}  # id -> (slot, handler is async)
+        self._cancelled_slots: set[int] = set()
+        self._cancel_events: dict[str, threading.Event] = {}
 
     async def run(self, t: FetchedTask, index: int) -> tuple[Outcome, float, float]:
         """Run `t` in slot `index`: its outcome, and when it started and finished (epoch s).
@@ -108,6 +115,9 @@ class HandlerRunner:
                 worker=self.worker_id,
             )
             return outcome, started, time.time()
+        if t.id in self.cancel_requested:  # cancelled before it started: do not run it
+            self.cancel_requested.discard(t.id)
+            return cancelled(t), started, time.time()
         if tracing.tracer is None:
             outcome = await self._call(t, definition, index, started)
             if outcome.kind != "s":
@@ -126,7 +136,10 @@ class HandlerRunner:
         timeout = t.timeout_s or definition.timeout_s or self.default_timeout_s
         kwargs = t.kwargs
         if definition.wants_context:
-            kwargs = {**kwargs, "ctx": TaskContext(t.id, t.queue, t.name, t.attempt, t.max_retries)}
+            event = self._cancel_events[t.id] = threading.Event()
+            ctx = TaskContext(t.id, t.queue, t.name, t.attempt, t.max_retries, event)
+            kwargs = {**kwargs, "ctx": ctx}
+        self._running[t.id] = (index, definition.is_async)
         try:
             if definition.is_async:
                 value = await self._run_async(definition.fn, t.args, kwargs, timeout, index)
@@ -144,10 +157,47 @@ class HandlerRunner:
                 worker=self.worker_id,
             )
         except asyncio.CancelledError:
-            raise
+            if not self._take_cancel(index):
+                raise  # a shutdown past the grace period: the task is released, not failed
+            outcome = cancelled(t)
         except Exception as exc:
             outcome = failed(t, exc, self.config, worker=self.worker_id)
+        finally:
+            self._running.pop(t.id, None)
+            self._cancel_events.pop(t.id, None)
+            self._take_cancel(index)  # a handler that swallowed the CancelledError
+            cancel_asked = t.id in self.cancel_requested
+            self.cancel_requested.discard(t.id)
+        if outcome.kind != "c" and cancel_asked:
+            outcome = cancelled(t)
         return outcome
+
+    def cancel(self, task_id: str, slots: Mapping[int, asyncio.Task[None]]) -> None:
+        """Stop task `task_id` if it runs here: an async handler gets `CancelledError` at its
+        next await; a sync one sees `ctx.cancelled` turn true. A task not started yet is
+        skipped when its turn comes. Either way it settles as cancelled."""
+        self.cancel_requested.add(task_id)
+        event = self._cancel_events.get(task_id)
+        if event is not None:
+            event.set()
+        running = self._running.get(task_id)
+        if running is None or running[0] in self._cancelled_slots:
+            return
+        index, is_async = running
+        slot = slots.get(index)
+        if slot is not None and is_async:
+            self._cancelled_slots.add(index)
+            slot.cancel()
+
+    def _take_cancel(self, index: int) -> bool:
+        """If slot `index` was cancelled to stop its task, absorb that cancel and say so."""
+        if index not in self._cancelled_slots:
+            return False
+        self._cancelled_slots.discard(index)
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        return True
 
     async def _run_async(
         self,

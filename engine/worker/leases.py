@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -21,6 +22,8 @@ class Leases:
         self.inflight: dict[str, FetchedTask] = {}
         # Ids whose outcome is being written now: a renewal that fails for them is no loss.
         self.settling: set[str] = set()
+        # Told of each held task whose cancel was requested (renewal reports it).
+        self.on_cancel_requested: Callable[[str], None] | None = None
 
     @property
     def renew_every_s(self) -> float:
@@ -53,6 +56,10 @@ class Leases:
             by_queue.setdefault(t.queue, []).append((t.id, t.token))
         for queue, leases in by_queue.items():
             flags = await self.broker.extend(queue, leases)
+            if self.on_cancel_requested is not None and 2 in flags:
+                for (tid, _), flag in zip(leases, flags, strict=True):
+                    if flag == 2:
+                        self.on_cancel_requested(tid)
             # A task settled while the renewal was in flight is not a lost lease.
             lost = sum(
                 1

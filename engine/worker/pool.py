@@ -20,6 +20,7 @@ from engine.metrics.publisher import SnapshotPublisher
 from engine.metrics.recorder import MetricsRecorder
 from engine.task import TaskRegistry, default_registry
 from engine.worker import registry
+from engine.worker.cancels import CancelListener
 from engine.worker.duties import PeriodicDuties
 from engine.worker.fetcher import Fetcher
 from engine.worker.handler import HandlerRunner
@@ -90,6 +91,8 @@ class WorkerPool:
             recorder=self.recorder,
             scaler=self.scaler,
         )
+        self.cancels = CancelListener(broker, self.worker_id, self.runner, self.slots, self.leases)
+        self.leases.on_cancel_requested = self.cancels.request
         self.scaling = ScalingDuty(
             broker, s.queues, self.scaler, self.recorder, self.slots, self.fetcher
         )
@@ -159,6 +162,7 @@ class WorkerPool:
                 await flow.set_max_wait(self.broker, queue, self.settings.max_wait_s)
         self.slots.resize()
         self.duties.start()
+        self.cancels.start()
         self.fetcher.start()
         self.publisher.start()
         self.settler.start()
@@ -184,6 +188,7 @@ class WorkerPool:
         await self.settler.drain()
         await self.settler.stop()
         await self.duties.stop()
+        await self.cancels.stop()
         leftovers = await self.leases.release_all()
         await self.publisher.stop()
         with contextlib.suppress(*REDIS_DOWN, RedisError):

@@ -46,6 +46,7 @@ class Settler:
             "failed": 0,
             "retried": 0,
             "dead": 0,
+            "cancelled": 0,
             "late": 0,
         }
 
@@ -139,6 +140,8 @@ class Settler:
             kind = outcome.kind
             if kind == "s":
                 counts["succeeded"] += 1
+            elif kind == "c":
+                counts["cancelled"] += 1
             else:
                 counts["failed"] += 1
                 counts["retried" if kind == "r" else "dead"] += 1

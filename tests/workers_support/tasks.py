@@ -51,3 +51,28 @@ async def sleep(ms: float) -> float:
 async def count(key: str, ctx: TaskContext) -> int:
     """HINCRBY key <task id>: a value above 1 means the task ran twice."""
     return int(await _client().hincrby(key, ctx.id, 1))
+
+
+@task(name="ws.until_cancelled")
+async def until_cancelled(key: str, ctx: TaskContext) -> str:
+    """Sleeps (up to a minute); records in HSET key <id> "cancelled" when stopped."""
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        await _client().hset(key, ctx.id, "cancelled")
+        raise
+    return "finished"
+
+
+@task(name="ws.sync_until_cancelled")
+def sync_until_cancelled(key: str, ctx: TaskContext) -> str:
+    """A thread that polls `ctx.cancelled` (up to a minute) and records what it saw."""
+    import time
+
+    from redis import Redis as SyncRedis
+
+    deadline = time.monotonic() + 60
+    while not ctx.cancelled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    SyncRedis.from_url(os.environ["WS_REDIS_URL"]).hset(key, ctx.id, str(ctx.cancelled))
+    return "returned"
