@@ -19,7 +19,8 @@ from engine.task import FetchedTask
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One item of a settle batch. `kind`: "s" succeeded, "r" retry, "d" dead, "c" cancelled."""
+    """One item of a settle batch. `kind`: "s" succeeded, "r" retry, "d" dead, "c" cancelled,
+    "h" handed back (no handler in this process)."""
 
     kind: str
     task: FetchedTask
@@ -35,6 +36,12 @@ class Outcome:
 def cancelled(task: FetchedTask) -> Outcome:
     """The task stopped because it was cancelled (settle records it as `cancelled`)."""
     return Outcome("c", task, b"{}")
+
+
+def handed_back(task: FetchedTask, delay_ms: int = 0) -> Outcome:
+    """This worker cannot run the task: back to the front of its level (or after `delay_ms`),
+    the delivery not counted as an attempt."""
+    return Outcome("h", task, b"{}", delay_ms=delay_ms)
 
 
 def backoff_delay_s(

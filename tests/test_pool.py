@@ -236,14 +236,21 @@ async def test_sync_timeout_counts_stuck_thread_until_it_returns(redis: Redis, p
 # -- bad input --------------------------------------------------------------------------------
 
 
-async def test_unknown_task_goes_straight_to_dlq(redis: Redis, prefix: str) -> None:
+async def test_a_task_nobody_handles_dies_as_no_handler_after_the_grace(
+    redis: Redis, prefix: str
+) -> None:
     broker = make_broker(redis, prefix)
     async with running(broker, TaskRegistry()) as pool:
+        pool.routing.grace_s = 1.0
+        pool.routing.retry_after_ms = 100
+        t0 = time.monotonic()
         tid = await enqueue(broker, "nobody.handles.this", max_retries=5)
         item = await dead_item(broker, tid)
-        assert item.attempts == 1
-        assert item.exc_type == "UnknownTask" and item.reason == "unknown_task"
-        assert "nobody.handles.this" in item.error and "no handler" in item.error
+        assert time.monotonic() - t0 >= 1.0  # handed back meanwhile, not dead at once
+        assert item.attempts == 1  # only the delivery that gave up counts; hand-backs do not
+        assert item.exc_type == "NoHandler" and item.reason == "no_handler"
+        assert "nobody.handles.this" in item.error and "no live worker" in item.error
+        assert pool.counts["handed_back"] >= 2
         await assert_still_works(broker, pool)
 
 

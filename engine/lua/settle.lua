@@ -1,7 +1,9 @@
 -- settle(batch): the outcome of finished attempts, guarded by their lease tokens.
 -- ARGV = levels, result_ttl_ms, dead_max, dead_max_age_ms, then one argument per item:
 --   kind .. id .. "\n" .. token .. "\n" .. delay_ms .. "\n" .. data
--- kind: "s" succeeded | "r" retry | "d" dead | "c" cancelled; data: result JSON for "s",
+-- kind: "s" succeeded | "r" retry | "d" dead | "c" cancelled | "h" handed back (this worker
+-- has no handler: back to the front of its level, or scheduled after delay_ms; not an
+-- attempt); data: result JSON for "s",
 -- last-error JSON for "r", dead record JSON for "d" (JSON never holds a raw newline). Whatever
 -- the kind, a task whose cancel was requested while it ran ends as cancelled.
 -- KEYS extra: one result key per item. Returns one flag per item: 1 applied, 0 rejected (stale).
@@ -28,6 +30,7 @@ local any_held = redis.call('EXISTS', fk.held) == 1
 local any_unique = redis.call('EXISTS', fk.unique_of) == 1
 local unparked = 0
 local any_cancel = redis.call('EXISTS', k.cancel) == 1
+local handed = 0
 for i = 1, n do
   local id = ids[i]
   -- A lease token that is not the current one means the lease was reclaimed: the late
@@ -40,7 +43,7 @@ for i = 1, n do
     local kind = kinds[i]
     if any_held then unparked = unparked + flow_release(id) end
     if kind ~= 'c' and any_cancel and redis.call('HEXISTS', k.cancel, id) == 1 then kind = 'c' end
-    if any_unique and kind ~= 'r' then unique_done(id) end
+    if any_unique and kind ~= 'r' and kind ~= 'h' then unique_done(id) end
     if kind == 'c' then
       -- The delivery ended without success: count it (fetch does not write `att`).
       redis.call('HINCRBY', k.att, id, 1)
@@ -49,6 +52,18 @@ for i = 1, n do
       redis.call('SET', KEYS[FIRST_EXTRA_KEY + i - 1], datas[i], 'PX', ttl)
       done[#done + 1] = id
       notify_ended(k, id, 'succeeded')
+    elseif kind == 'h' then
+      redis.call('ZREM', k.active, id)
+      redis.call('HDEL', k.lease, id)
+      local delay = tonumber(delays[i])
+      if delay > 0 then
+        redis.call('ZADD', k.scheduled, now + delay, id)
+      else
+        local p = redis.call('HGET', k.tasks, id)
+        redis.call('RPUSH', pending[p and payload_level(p) or '__default'] or pending['__default'], id)
+        handed = handed + 1
+      end
+      redis.call('HINCRBY', k.meta, 'handed_back', 1)
     else
       -- The delivery ended without success: count it (fetch does not write `att`).
       redis.call('HINCRBY', k.att, id, 1)
@@ -71,5 +86,5 @@ end
 if late > 0 then redis.call('HINCRBY', k.meta, 'late', late) end
 if buried then trim_dead(k, now, dead_max, dead_age) end
 -- Settle takes no wake cap argument: 64 is the engine's default cap.
-if unparked > 0 then wake(k, 64) end
+if unparked + handed > 0 then wake(k, 64) end
 return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 
 from engine.broker import Broker
@@ -12,6 +13,7 @@ from engine.task import FetchedTask
 from engine.worker.health import REDIS_DOWN, RedisHealth
 from engine.worker.leases import Leases
 from engine.worker.local_queue import LocalPriorityQueue
+from engine.worker.routing import Routing
 from engine.worker.scaler import AutoScaler
 from engine.worker.settings import PoolSettings
 from engine.worker.settler import Settler
@@ -41,6 +43,7 @@ class Fetcher:
         health: RedisHealth,
         recorder: MetricsRecorder,
         scaler: AutoScaler,
+        routing: Routing,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -52,6 +55,7 @@ class Fetcher:
         self.health = health
         self.recorder = recorder
         self._scaler = scaler
+        self.routing = routing
         self.waits: deque[float] = deque(maxlen=2048)
         self._blocking = False  # parked on the wake-up key or on slot capacity
         self.closed = False
@@ -105,6 +109,9 @@ class Fetcher:
         rotation = 0
         backoff = 0.05
         capacity = self.slots.capacity
+        # Grows while whole rounds bring only tasks this process has no handler for (handed
+        # back at once): another worker takes those, and this one must not spin on them.
+        foreign_pause = 0.0
         while not self.closed:
             room = self._room()
             if room <= 0:
@@ -116,7 +123,7 @@ class Fetcher:
                     self._blocking = False
                 continue
             try:
-                got, next_due_ms, now_ms = 0, None, 0
+                got, runnable, next_due_ms, now_ms = 0, 0, None, 0
                 short: set[str] = set()  # came back with less than asked: empty for now
                 for queue, want in self._plan(queues, rotation, room):
                     if got >= room:
@@ -135,13 +142,20 @@ class Fetcher:
                             else min(next_due_ms, res.next_due_ms)
                         )
                     if res.tasks:
-                        await self._mark_suspects(queue, res.tasks)
-                        self._accept(res.tasks)
+                        await self._mark_suspects(
+                            queue, [t for t in res.tasks if self.routing.runnable(t)]
+                        )
+                        runnable += self._accept(res.tasks)
                         got += len(res.tasks)
                         self.recorder.count("started", len(res.tasks), queue=queue)
                 rotation += 1
                 self.health.mark_ok()
                 backoff = 0.05
+                if got and not runnable:
+                    foreign_pause = min(max(foreign_pause * 2, 0.01), 0.5)
+                    await asyncio.sleep(foreign_pause)
+                    continue
+                foreign_pause = 0.0
                 if got == 0:
                     block = s.idle_block_s
                     if next_due_ms is not None:
@@ -179,10 +193,18 @@ class Fetcher:
         inflight = self.leases.inflight
         waits = self.waits
         local = self.local
+        routing = self.routing
+        queued = 0
         for t in tasks:
             inflight[t.id] = t
+            if not routing.runnable(t):
+                now = time.time()
+                self.settler.add(routing.outcome_for(t), now, now)
+                continue
+            queued += 1
             waits.append(t.fetched_at_ms - (t.ready_at_ms or t.enqueued_at_ms))
             local.put_nowait(t, self._rank(t))
+        return queued
 
     def _rank(self, t: FetchedTask) -> int:
         """0 for the queue's highest level, 1 for the next, …"""

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine import codec, tracing
 from engine.config import EngineConfig
-from engine.outcomes import Outcome, cancelled, failed, succeeded
+from engine.outcomes import Outcome, cancelled, failed, handed_back, succeeded
 from engine.task import FetchedTask, TaskContext, TaskDef, TaskRegistry
 
 log = logging.getLogger("spool.task")
@@ -103,18 +103,8 @@ class HandlerRunner:
             )
             return outcome, started, time.time()
         definition = self.registry.get(t.name)
-        if definition is None:
-            outcome = failed(
-                t,
-                None,
-                self.config,
-                exc_type="UnknownTask",
-                message=f"no handler registered for task {t.name!r}",
-                reason="unknown_task",
-                retryable=False,
-                worker=self.worker_id,
-            )
-            return outcome, started, time.time()
+        if definition is None:  # the fetcher routes these; a registry changed since then
+            return handed_back(t), started, time.time()
         if t.id in self.cancel_requested:  # cancelled before it started: do not run it
             self.cancel_requested.discard(t.id)
             return cancelled(t), started, time.time()

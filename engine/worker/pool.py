@@ -28,6 +28,7 @@ from engine.worker.health import REDIS_DOWN, RedisHealth
 from engine.worker.leases import Leases
 from engine.worker.local_queue import LocalPriorityQueue
 from engine.worker.maintenance import MaintenanceDuty
+from engine.worker.routing import Routing
 from engine.worker.scaling import ScalingDuty, make_scaler
 from engine.worker.settings import PoolSettings, make_worker_id
 from engine.worker.settler import Settler
@@ -79,6 +80,7 @@ class WorkerPool:
         )
         self._local = LocalPriorityQueue()
         self.slots = Slots(self._local, self.runner, self.settler, self.leases, self.scaler, clock)
+        self.routing = Routing(self.registry, broker.config, self.worker_id, clock=clock)
         self.fetcher = Fetcher(
             broker,
             s,
@@ -90,6 +92,7 @@ class WorkerPool:
             health=self.health,
             recorder=self.recorder,
             scaler=self.scaler,
+            routing=self.routing,
         )
         self.cancels = CancelListener(broker, self.worker_id, self.runner, self.slots, self.leases)
         self.leases.on_cancel_requested = self.cancels.request
@@ -160,6 +163,10 @@ class WorkerPool:
         if self.settings.max_wait_s is not None:
             for queue in self.settings.queues:
                 await flow.set_max_wait(self.broker, queue, self.settings.max_wait_s)
+        # Announce our handlers and learn the fleet's before the first fetch, so tasks meant
+        # for other workers go straight back to them.
+        with contextlib.suppress(*REDIS_DOWN, RedisError):
+            await self._heartbeat_once()
         self.slots.resize()
         self.duties.start()
         self.cancels.start()
@@ -241,10 +248,14 @@ class WorkerPool:
             min_concurrency=sc.min_concurrency,
             max_concurrency=sc.max_concurrency,
             pinned=self.scaler.pinned,
+            tasks=tuple(self.registry.names()),
         )
 
     async def _heartbeat_once(self) -> None:
         await registry.heartbeat(self.broker.redis, self.broker.globals, self.record())
+        self.routing.update(
+            await registry.list_workers(self.broker.redis, self.broker.config.prefix)
+        )
 
     def snapshot(self) -> PoolSnapshot:
         """The pool's state now, as plain values."""

@@ -29,6 +29,7 @@ class WorkerRecord:
     min_concurrency: int = 0
     max_concurrency: int = 0
     pinned: bool = False
+    tasks: tuple[str, ...] = ()  # the task names this process has handlers for
 
     @property
     def uptime_s(self) -> float:
@@ -39,6 +40,7 @@ class WorkerRecord:
         """JSON-ready form."""
         out = asdict(self)
         out["queues"] = list(self.queues)
+        out["tasks"] = list(self.tasks)
         return out
 
 
@@ -66,6 +68,7 @@ async def list_workers(
         try:
             doc = codec.loads(blob)
             doc["queues"] = tuple(doc.get("queues", ()))
+            doc["tasks"] = tuple(doc.get("tasks", ()))
             record = WorkerRecord(**doc)
         except (ValueError, TypeError):
             stale.append(worker_id)

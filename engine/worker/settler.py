@@ -47,6 +47,7 @@ class Settler:
             "retried": 0,
             "dead": 0,
             "cancelled": 0,
+            "handed_back": 0,
             "late": 0,
         }
 
@@ -132,12 +133,15 @@ class Settler:
         for (outcome, started, finished), ok in zip(items, flags, strict=True):
             t = outcome.task
             inflight.pop(t.id, None)
+            kind = outcome.kind
+            if kind == "h":  # not an attempt: no timing, not processed
+                counts["handed_back"] += ok
+                continue
             ewma += 0.05 * ((finished - started) - ewma)
             if not ok:
                 counts["late"] += 1
                 continue
             counts["processed"] += 1
-            kind = outcome.kind
             if kind == "s":
                 counts["succeeded"] += 1
             elif kind == "c":

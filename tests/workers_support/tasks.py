@@ -76,3 +76,10 @@ def sync_until_cancelled(key: str, ctx: TaskContext) -> str:
         time.sleep(0.01)
     SyncRedis.from_url(os.environ["WS_REDIS_URL"]).hset(key, ctx.id, str(ctx.cancelled))
     return "returned"
+
+
+@task(name="ws.resize")
+async def resize(path: str) -> str:
+    """Stands for a user's task that only some workers have."""
+    await asyncio.sleep(0.001)
+    return path
