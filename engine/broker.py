@@ -347,6 +347,25 @@ class Broker:
         )
         return ReapResult(*(int(x) for x in raw))
 
+    async def schedule_tick(self, spec: TaskSpec, tick_ms: int) -> int:
+        """Enqueue the task of one tick of a periodic task, once fleet-wide: 1 enqueued, 0
+        already done by some worker (or the schedule's first tick, only recorded), -1 not due
+        yet by the server's clock. `spec` carries the tick's id (`schedule.tick_id`)."""
+        spec = declared.resolve(spec, self.registry)
+        assert spec.queue is not None and spec.id is not None
+        await self.register_queues([spec.queue])
+        task_id, level, _delay, payload = self._encode_spec(spec)
+        keys = self.keys(spec.queue)
+        packed = b"%s\n0\n%s\n%s" % (level.encode(), task_id.encode(), payload)
+        return int(
+            await self.scripts.run(
+                "schedule_tick",
+                keys,
+                [spec.name, tick_ms, self.config.wake_tokens_max, packed],
+                [keys.schedules, keys.result(task_id)],
+            )
+        )
+
     async def cancel(self, queue: str, task_id: str) -> tuple[int, str]:
         """Cancel a task: (1, "") when it was removed before running (pending, scheduled,
         retrying, parked), (2, lease token) when it runs and its worker must stop it, (0, "")

@@ -17,6 +17,7 @@ from engine.broker import Broker
 from engine.cancel import cancel_task
 from engine.config import EngineConfig
 from engine.results import ENDED_STATES, EndWatcher
+from engine.schedule import ScheduleInfo, list_schedules
 from engine.task import (
     TaskCancelledError,
     TaskDeadError,
@@ -204,6 +205,10 @@ class Client:
         a cancel already requested.
         """
         return await cancel_task(self.broker, task_id, queue)
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """Every periodic task the workers run, with its last and next run."""
+        return await list_schedules(self.broker)
 
     # Operator shortcuts used by the HTTP API and the console; thin wrappers over the broker.
     async def pause(self, queue: str) -> None:

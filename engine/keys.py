@@ -40,6 +40,11 @@ class GlobalKeys:
         """A short-lived lock for periodic maintenance of one queue (reaper, repair)."""
         return f"{self.prefix}:lock:{name}:{{{queue}}}"
 
+    @property
+    def schedules(self) -> str:
+        """Hash: periodic task name -> its schedule JSON (every/cron/tz) and queue."""
+        return f"{self.prefix}:schedules"
+
     def cancel_channel(self, worker_id: str) -> str:
         """Pub/sub channel on which one worker process hears which of its tasks to cancel."""
         return f"{self.prefix}:cancel:{worker_id}"
@@ -81,6 +86,7 @@ class QueueKeys:
         "queue",
         "ready",
         "scheduled",
+        "schedules",
         "tasks",
         "unique",
         "unique_exp",
@@ -107,6 +113,7 @@ class QueueKeys:
         self.dead_info = f"{base}:dead_info"  # id -> dead record JSON
         self.meta = f"{base}:meta"  # counters and queue settings
         self.paused = f"{base}:paused"
+        self.schedules = f"{base}:schedules"  # periodic task name -> last tick enqueued (ms)
         self.waiting = f"{base}:waiting"  # id -> how many processes wait for its end
         self.ended = f"{base}:ended"  # stream of (id, state) of waited-on tasks that ended
         self.cancel = f"{base}:cancel"  # id -> cancel requested (ms) for running tasks

@@ -23,6 +23,7 @@ SCRIPT_NAMES = (
     "watch_end",
     "unwatch_end",
     "cancel",
+    "schedule_tick",
 )
 
 # Scripts that enforce flow control (lua/flow.lua): they get its helpers, and the queue's flow

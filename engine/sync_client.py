@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from engine.client import Client
+from engine.schedule import ScheduleInfo
 from engine.task import TaskInfo, TaskSpec
 
 T = TypeVar("T")
@@ -106,6 +107,10 @@ class SyncClient:
     def status(self, task_id: str, queue: str | None = None) -> TaskInfo | None:
         """`Client.status`, blocking."""
         return self._run(self._client.status(task_id, queue))
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """`Client.schedules`, blocking."""
+        return self._run(self._client.schedules())
 
     def result(self, task_id: str, timeout: float | None = None, queue: str | None = None) -> Any:
         """`Client.result`, blocking until the task ends (or `timeout`)."""

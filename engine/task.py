@@ -32,7 +32,7 @@ class TaskDef:
     """A registered handler and its declared defaults (None: not declared).
 
     `queue`, `priority`, `max_retries` and `timeout_s` are what an enqueue that leaves them out
-    gets.
+    gets; `every_s` / `cron` (with `tz`) make it periodic.
     """
 
     name: str
@@ -44,6 +44,14 @@ class TaskDef:
     priority: str | None
     wants_context: bool
     limits: FlowLimits | None = None
+    every_s: float | None = None
+    cron: str | None = None
+    tz: str | None = None
+
+    @property
+    def periodic(self) -> bool:
+        """True for a task the workers enqueue on a schedule."""
+        return self.every_s is not None or self.cron is not None
 
 
 class TaskRegistry:
@@ -107,17 +115,32 @@ def task(
     rate_burst: int = 1,
     concurrency: int | None = None,
     concurrency_key: str | None = None,
+    every: float | None = None,
+    cron: str | None = None,
+    tz: str | None = None,
 ) -> Callable[[F], F]:
     """Declare a handler. Works on async and plain functions; returns the function unchanged.
 
     `queue`, `priority`, `max_retries` and `timeout` are the defaults of every enqueue of this
-    task (the Python client, HTTP, the console); explicit values there win.
+    task (the Python client, HTTP, the console); explicit values there win. `every` (seconds)
+    or `cron` (a crontab line, UTC unless `tz` names a zone) make it periodic: the workers that
+    have it enqueue it once per tick, fleet-wide (see `engine.schedule`).
 
     A handler that declares a keyword parameter named `ctx` receives a `TaskContext`.
     Fleet-wide limits (enforced by the server, see engine/flow.py): `rate_limit="50/s"`
     (`N/s`, `N/m`, `N/h`; `rate_burst` tasks may run back to back), `concurrency=5` at once,
     or with `concurrency_key="account"` that many at once per value of that argument.
     """
+    if every is not None and cron is not None:
+        raise ValueError("give every or cron, not both")
+    if every is not None and not every > 0:
+        raise ValueError(f"every must be a positive number of seconds, got {every!r}")
+    if tz is not None and cron is None:
+        raise ValueError("tz applies to cron schedules only")
+    if cron is not None:
+        from engine.schedule import validate_cron
+
+        validate_cron(cron, tz)
 
     def decorate(fn: F) -> F:
         params = inspect.signature(fn).parameters
@@ -132,7 +155,17 @@ def task(
             priority=priority,
             wants_context="ctx" in params,
             limits=limits,
+            every_s=None if every is None else float(every),
+            cron=cron,
+            tz=tz,
         )
+        if definition.periodic:
+            from engine.declared import check_arguments
+
+            try:
+                check_arguments(definition, (), {})
+            except TypeError as exc:
+                raise ValueError(f"a periodic task is called without arguments: {exc}") from None
         (registry or default_registry).register(definition)
         fn.__spool_task__ = definition  # type: ignore[attr-defined]
         return fn

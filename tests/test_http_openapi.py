@@ -95,6 +95,7 @@ async def test_live_responses_match_their_schemas(redis: Redis, prefix: str) -> 
             ("GET", f"/v1/tasks/{task_id}?wait=0.05", None),
             ("POST", f"/v1/tasks/{task_id}/cancel", None),
             ("GET", "/v1/queues", None),
+            ("GET", "/v1/schedules", None),
             ("POST", "/v1/queues/jobs/pause", None),
             ("POST", "/v1/queues/jobs/resume", None),
             ("GET", "/v1/dead?limit=5", None),

@@ -215,6 +215,24 @@ class CancelReply(Reply):
     state: TaskStateName | None = None
 
 
+class ScheduleView(Reply):
+    """One periodic task: its timing, queue, and last and next run (epoch ms)."""
+
+    name: str
+    queue: str
+    next_run_ms: int
+    every_s: float | None = None
+    cron: str | None = None
+    tz: str | None = None
+    last_run_ms: int | None = None
+
+
+class ScheduleList(Reply):
+    """Every periodic task the workers run."""
+
+    schedules: list[ScheduleView]
+
+
 class Created(Reply):
     """The id of the stored task."""
 

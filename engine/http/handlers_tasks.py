@@ -10,6 +10,7 @@ from aiohttp import web
 
 from engine import cancel as cancel_ops
 from engine import queues as queue_ops
+from engine import schedule as schedule_ops
 from engine.declared import TaskArgumentsError
 from engine.http.context import HttpContext, ctx
 from engine.http.contract import (
@@ -17,6 +18,8 @@ from engine.http.contract import (
     CancelReply,
     Created,
     CreatedBatch,
+    ScheduleList,
+    ScheduleView,
     TaskQuery,
     TaskRequest,
     TaskView,
@@ -103,6 +106,13 @@ async def cancel_task(request: web.Request) -> web.Response:
     after = await queue_ops.task_status(c.broker, task_id, info.queue)
     state = str(after.state) if after is not None else None
     return reply(CancelReply(id=task_id, cancelled=done, state=state))  # type: ignore[arg-type]
+
+
+async def list_schedules(request: web.Request) -> web.Response:
+    """GET /v1/schedules → {"schedules": [...]}."""
+    items = await schedule_ops.list_schedules(ctx(request).broker)
+    views = [msgspec.convert(i.to_dict(), ScheduleView) for i in items]
+    return reply(ScheduleList(schedules=views))
 
 
 async def get_task(request: web.Request) -> web.Response:

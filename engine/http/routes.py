@@ -51,6 +51,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/tasks/{id}/cancel", handlers_tasks.cancel_task, "cancelTask",
           "Cancel a task (pending, scheduled or running)", c.CancelReply, query=c.TaskQuery,
           errors=(400, 404)),
+    Route("GET", "/v1/schedules", handlers_tasks.list_schedules, "listSchedules",
+          "Periodic tasks with their last and next run", c.ScheduleList),
     Route("GET", "/v1/queues", handlers_queues.list_queues, "listQueues",
           "Every queue with depth per level", c.QueueList),
     Route("POST", "/v1/queues/{queue}/pause", handlers_queues.pause_queue, "pauseQueue",

@@ -30,6 +30,7 @@ from engine.worker.local_queue import LocalPriorityQueue
 from engine.worker.maintenance import MaintenanceDuty
 from engine.worker.routing import Routing
 from engine.worker.scaling import ScalingDuty, make_scaler
+from engine.worker.schedules import ScheduleDuty
 from engine.worker.settings import PoolSettings, make_worker_id
 from engine.worker.settler import Settler
 from engine.worker.slots import Slots
@@ -107,6 +108,9 @@ class WorkerPool:
             clock=clock,
         )
         self.duties = PeriodicDuties(self.health)
+        self.schedules = ScheduleDuty(broker, self.registry)
+        if self.schedules.schedules:
+            self.duties.add("schedules", self.schedules.interval_s, self.schedules.run_once)
         self.duties.add("lease renewal", self.leases.renew_every_s, self.leases.renew_once)
         self.duties.add("heartbeat", s.heartbeat_s, self._heartbeat_once)
         self.duties.add("reaper", maintenance.interval_s, maintenance.run_once)
@@ -167,6 +171,7 @@ class WorkerPool:
         # for other workers go straight back to them.
         with contextlib.suppress(*REDIS_DOWN, RedisError):
             await self._heartbeat_once()
+            await self.schedules.publish()
         self.slots.resize()
         self.duties.start()
         self.cancels.start()
