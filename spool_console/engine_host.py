@@ -29,6 +29,7 @@ from engine.connection import mask_url, open_redis
 from engine.metrics.publisher import fetch_fleet_snapshot
 from engine.metrics.snapshot import MetricsSnapshot
 from engine.queues import QueueStats, all_queue_stats
+from engine.schedule import ScheduleInfo, list_schedules
 from engine.worker.pool import WorkerPool
 from engine.worker.registry import WorkerRecord, list_workers
 from engine.worker.snapshot import PoolSnapshot
@@ -61,6 +62,7 @@ class ConsoleSnapshot:
     dead_count: int = 0
     levels: tuple[str, ...] = ("high", "default", "low")
     notes: tuple[str, ...] = field(default_factory=tuple)
+    schedules: tuple[ScheduleInfo, ...] = ()
 
     @property
     def fleet_size(self) -> int:
@@ -322,6 +324,7 @@ class EngineHost:
                 queues = tuple(await all_queue_stats(self.broker))
                 workers = tuple(await list_workers(self.redis, prefix))
                 metrics = await fetch_fleet_snapshot(self.redis, prefix)
+                schedules = tuple(await list_schedules(self.broker))
         except Exception as exc:
             self._publish_down(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             return False
@@ -336,6 +339,7 @@ class EngineHost:
             metrics=metrics,
             queues=queues,
             dead_count=sum(q.dead for q in queues),
+            schedules=schedules,
         )
         return True
 
@@ -349,6 +353,7 @@ class EngineHost:
             metrics=prev.metrics,
             queues=prev.queues,
             dead_count=prev.dead_count,
+            schedules=prev.schedules,
         )
 
     def _publish(self, **values: Any) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
+
 from engine.broker import Broker
 from engine.config import EngineConfig
-from engine.queues import queue_stats
-from engine.task import TaskSpec
+from engine.queues import queue_stats, task_status
+from engine.task import TaskSpec, TaskState
 from spool_console.screens.detail import DetailScreen
 from spool_console.screens.enqueue_form import EnqueueScreen
 from spool_console.screens.queues import QueueDetailScreen, QueuesScreen
@@ -111,3 +113,34 @@ async def test_queue_page_and_task_detail(redis_url, prefix, redis) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen))
         await pilot.press("escape")  # escape on a top screen never quits
         assert app.is_running and isinstance(app.screen, QueuesScreen)
+
+
+async def test_x_cancels_a_task_and_schedules_are_listed(redis_url, prefix, redis) -> None:
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    (first, _second) = await broker.enqueue(
+        [TaskSpec("shop.pack", queue="orders"), TaskSpec("shop.ship", queue="orders")]
+    )
+    # As a worker publishes a periodic task it runs (engine/worker/schedules.py).
+    await redis.hset(
+        broker.globals.schedules,
+        "digest.send",
+        orjson.dumps({"name": "digest.send", "every_s": 60, "queue": "mail"}),
+    )
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_queues(pilot, "orders")
+        await wait_until(
+            pilot, lambda: "digest.send every 60 s → mail" in screen_text(app), what="schedule"
+        )
+        table = screen.query_one("#queues", VimTable)
+        while table.cursor_key != "orders":
+            await pilot.press("j")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
+        tasks = app.screen.query_one("#tasks", VimTable)
+        await wait_until(pilot, lambda: tasks.row_count == 2, what="two tasks peeked")
+        assert tasks.cursor_key == first
+        await pilot.press("x")
+        await wait_until(pilot, lambda: tasks.row_count == 1, what="the cancelled task left")
+        info = await task_status(broker, first)
+        assert info is not None and info.state is TaskState.CANCELLED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import ClassVar
 
 from textual import work
@@ -10,7 +12,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
+from engine import cancel as cancel_ops
 from engine import queues as queue_ops
+from engine.schedule import ScheduleInfo
 from engine.task import TaskInfo, TaskSpec
 from spool_console.engine_host import ConsoleSnapshot, EngineUnavailable
 from spool_console.screens.base import SpoolScreen
@@ -21,6 +25,23 @@ from widgets.depth_panel import DepthPanel
 from widgets.limits_panel import LimitsPanel, held_back
 from widgets.stage_table import fmt_ms
 from widgets.vim_table import VimTable
+
+
+def schedules_line(schedules: Sequence[ScheduleInfo], now_s: float) -> str:
+    """Periodic tasks in a line each: timing, queue, last and next run."""
+    if not schedules:
+        return "[dim]Periodic tasks: none (declare one with @task(every=…) or cron=…)[/]"
+    lines = []
+    for s in schedules:
+        timing = f"every {s.every_s:g} s" if s.every_s is not None else f"cron {s.cron}"
+        if s.tz:
+            timing += f" ({s.tz})"
+        last = "never" if s.last_run_ms is None else f"{now_s - s.last_run_ms / 1000:,.0f} s ago"
+        upcoming = max(0.0, s.next_run_ms / 1000 - now_s)
+        lines.append(
+            f"[b]⟳ {s.name}[/b] {timing} → {s.queue} · last {last} · next in {upcoming:,.0f} s"
+        )
+    return "\n".join(lines)
 
 
 class QueueActions(SpoolScreen):
@@ -97,6 +118,7 @@ class QueuesScreen(QueueActions):
     QueuesScreen #tasks-box { width: 1fr; height: 100%; }
     QueuesScreen.-narrow #tasks-box { display: none; }
     QueuesScreen #hint { height: 1; color: $text-muted; padding: 0 1; }
+    QueuesScreen #schedules { height: auto; max-height: 4; padding: 0 1; }
     """
 
     def __init__(self) -> None:
@@ -143,6 +165,7 @@ class QueuesScreen(QueueActions):
             with Vertical(id="tasks-box", classes="panel") as box:
                 box.border_title = "Per task name (fleet, last 60 s, ms)"
                 yield BreakdownTable("task", id="task-breakdown")
+        yield Static("", id="schedules")
         yield Static("enter opens a queue · p pauses/resumes · n enqueues a test task", id="hint")
         yield self.compose_footer()
 
@@ -200,6 +223,7 @@ class QueuesScreen(QueueActions):
         self.query_one("#queues", VimTable).sync(rows)
         self.query_one(DepthPanel).show(snap.queues, bar_width=20 if self.narrow else 36)
         self.query_one(BreakdownTable).show(snap.metrics)
+        self.query_one("#schedules", Static).update(schedules_line(snap.schedules, time.time()))
 
     def action_open(self) -> None:
         """`enter`: the queue's first tasks per level."""
@@ -254,7 +278,9 @@ class QueueDetailScreen(QueueActions):
         Binding("enter", "open_task", "Task", id="queue.task"),
         Binding("p", "toggle_pause", "Pause/resume", id="queue.pause"),
         Binding("n", "enqueue", "Enqueue", id="queue.enqueue"),
+        Binding("x", "cancel_task", "Cancel task", id="queue.cancel"),
     ]
+    DESTRUCTIVE: ClassVar[frozenset[str]] = QueueActions.DESTRUCTIVE | {"cancel_task"}
     DEFAULT_CSS = """
     QueueDetailScreen #queue-head { height: auto; padding: 0 1; border: round $primary 50%; }
     QueueDetailScreen #limits-box {
@@ -338,7 +364,6 @@ class QueueDetailScreen(QueueActions):
             infos = await self.host.call(peek_all)
         except Exception:
             return
-        import time
 
         now = time.time()
         rows = []
@@ -373,6 +398,27 @@ class QueueDetailScreen(QueueActions):
 
     def on_data_table_row_selected(self) -> None:
         self.action_open_task()
+
+    def action_cancel_task(self) -> None:
+        """`x`: cancel the task under the cursor (it is removed; it never runs)."""
+        task_id = self.query_one("#tasks", VimTable).cursor_key
+        if task_id:
+            self._cancel_task(task_id)
+
+    @work(group="task")
+    async def _cancel_task(self, task_id: str) -> None:
+        queue = self.queue
+        try:
+            done = await self.host.call(lambda b: cancel_ops.cancel_task(b, task_id, queue))
+        except Exception as exc:
+            self.notify(f"could not cancel: {exc}", severity="error")
+            return
+        if done:
+            self.notify(f"cancelled task {task_id[:12]}")
+        else:
+            self.notify(f"task {task_id[:12]} had already ended", severity="warning")
+        self.host.refresh_soon()
+        self._peek()
 
     @work(group="task")
     async def _open_task(self, task_id: str) -> None:
