@@ -76,6 +76,7 @@ else
       break
     end
   end
+  flow_commit()
 end
 local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
 if #nxt > 0 then out[2] = tonumber(nxt[2]) end

@@ -65,18 +65,33 @@ local function flow_unpark(slot, n)
   return #members
 end
 
--- A task stops running (settled, reaped, released, cancelled): give back its concurrency
--- slots, each letting one parked task through. Returns how many tasks were let through.
-local function flow_release(id)
-  local held = redis.call('HGET', fk.held, id)
-  if not held then return 0 end
-  redis.call('HDEL', fk.held, id)
+-- Tasks stop running (settled, reaped, released, cancelled): give back their concurrency
+-- slots, each freed slot letting one parked task through. One read and one write per slot
+-- for the whole batch. Returns how many tasks were let through.
+local function flow_release_many(ids)
+  if #ids == 0 then return 0 end
+  local helds = bulk_read('HMGET', fk.held, ids)
+  local had = {}
+  local freed = {}
+  for i, h in ipairs(helds) do
+    if h then
+      had[#had + 1] = ids[i]
+      for slot in string.gmatch(h, '[^\n]+') do freed[slot] = (freed[slot] or 0) + 1 end
+    end
+  end
+  if #had == 0 then return 0 end
+  bulk('HDEL', fk.held, had)
+  local any_parked = redis.call('EXISTS', fk.parked) == 1
   local unparked = 0
-  for slot in string.gmatch(held, '[^\n]+') do
-    if redis.call('HINCRBY', fk.count, slot, -1) <= 0 then redis.call('HDEL', fk.count, slot) end
-    unparked = unparked + flow_unpark(slot, 1)
+  for slot, d in pairs(freed) do
+    if redis.call('HINCRBY', fk.count, slot, -d) <= 0 then redis.call('HDEL', fk.count, slot) end
+    if any_parked then unparked = unparked + flow_unpark(slot, d) end
   end
   return unparked
+end
+
+local function flow_release(id)
+  return flow_release_many({id})
 end
 
 -- A task ended for good (succeeded, dead, cancelled): drop its `unique_until="done"` lock.
@@ -90,17 +105,37 @@ local function unique_done(id)
   end
 end
 
+-- Within one fetch, slot counts and rate clocks are read once and written once by
+-- `flow_commit` (per-task redis.call() overhead was most of the cost of a limit).
+local fc_count, fc_delta, fc_held, fc_tat = {}, {}, {}, {}
+local fc_any_rated = nil  -- does any task hold a rate reservation (read on first need)
+
+-- Spend the rate reservation `id` holds, if any: true when it had one.
+local function spend_reservation(id)
+  if fc_any_rated == nil then fc_any_rated = redis.call('EXISTS', fk.rated) == 1 end
+  return fc_any_rated and redis.call('HDEL', fk.rated, id) == 1
+end
+
+local function slot_count(slot)
+  local c = fc_count[slot]
+  if c == nil then
+    c = tonumber(redis.call('HGET', fk.count, slot) or '0')
+    fc_count[slot] = c
+  end
+  return c
+end
+
 -- May a fetched task run now? Returns nil when it may (its slots are then taken); otherwise
 -- the task has been handed back and the reason is returned: 'c' parked until a concurrency
 -- slot frees, 'r' scheduled at the rate slot reserved for it (so it waits without spinning
--- and without using an attempt).
+-- and without using an attempt). Call `flow_commit` before the script ends.
 local function flow_admit(id, p, now)
   local name = payload_name(p)
   local spec = flow_spec(name)
   if not spec then return nil end
   local slots = flow_slots(spec, name, p)
   for _, s in ipairs(slots) do
-    if tonumber(redis.call('HGET', fk.count, s[1]) or '0') >= s[2] then
+    if slot_count(s[1]) >= s[2] then
       local seq = redis.call('HINCRBY', k.meta, 'parkseq', 1)
       local member = s[1] .. '\n' .. string.format('%015d', seq) .. '\n' .. id
       redis.call('ZADD', fk.parked, 0, member)
@@ -109,13 +144,16 @@ local function flow_admit(id, p, now)
       return 'c'
     end
   end
-  if (spec.iv or 0) > 0 and redis.call('HDEL', fk.rated, id) == 0 then
+  if (spec.iv or 0) > 0 and not spend_reservation(id) then
     -- GCRA: `tat` is when the next token is due; every admitted or reserved task moves it on.
-    local tat = tonumber(redis.call('HGET', fk.tat, name) or '0')
+    local tat = fc_tat[name] or tonumber(redis.call('HGET', fk.tat, name) or '0')
     local base = math.max(tat, now)
-    local at = math.ceil(base - (spec.tau or 0))
-    redis.call('HSET', fk.tat, name, tostring(base + spec.iv))
-    if at > now then
+    local at = base - (spec.tau or 0)
+    fc_tat[name] = base + spec.iv
+    -- The clock has ms steps: a slot due within the current ms is due now (above 1,000/s,
+    -- strict spacing would hand back every task but the first of each ms).
+    if at >= now + 1 then
+      at = math.ceil(at)
       redis.call('ZADD', k.scheduled, at, id)
       redis.call('HSET', fk.rated, id, at)
       redis.call('HINCRBY', k.meta, 'throttled_rate', 1)
@@ -125,12 +163,21 @@ local function flow_admit(id, p, now)
   if #slots > 0 then
     local names = {}
     for i, s in ipairs(slots) do
-      redis.call('HINCRBY', fk.count, s[1], 1)
+      fc_count[s[1]] = fc_count[s[1]] + 1
+      fc_delta[s[1]] = (fc_delta[s[1]] or 0) + 1
       names[i] = s[1]
     end
-    redis.call('HSET', fk.held, id, table.concat(names, '\n'))
+    fc_held[#fc_held + 1] = id
+    fc_held[#fc_held + 1] = table.concat(names, '\n')
   end
   return nil
+end
+
+-- Write what `flow_admit` decided: slot counts, who holds which slots, rate clocks.
+local function flow_commit()
+  for slot, d in pairs(fc_delta) do redis.call('HINCRBY', fk.count, slot, d) end
+  if #fc_held > 0 then bulk('HSET', fk.held, fc_held) end
+  for name, t in pairs(fc_tat) do redis.call('HSET', fk.tat, name, tostring(t)) end
 end
 
 -- Reaper safety net: parked tasks whose slot has room (a limit was raised or removed) go back.

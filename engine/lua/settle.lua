@@ -28,7 +28,7 @@ local buried = false
 -- Flow bookkeeping costs a lookup per item only while some task holds a slot or a lock.
 local any_held = redis.call('EXISTS', fk.held) == 1
 local any_unique = redis.call('EXISTS', fk.unique_of) == 1
-local unparked = 0
+local ended = {}
 local any_cancel = redis.call('EXISTS', k.cancel) == 1
 local handed = 0
 for i = 1, n do
@@ -41,7 +41,7 @@ for i = 1, n do
   else
     out[i] = 1
     local kind = kinds[i]
-    if any_held then unparked = unparked + flow_release(id) end
+    ended[#ended + 1] = id
     if kind ~= 'c' and any_cancel and redis.call('HEXISTS', k.cancel, id) == 1 then kind = 'c' end
     if any_unique and kind ~= 'r' and kind ~= 'h' then unique_done(id) end
     if kind == 'c' then
@@ -86,5 +86,7 @@ end
 if late > 0 then redis.call('HINCRBY', k.meta, 'late', late) end
 if buried then trim_dead(k, now, dead_max, dead_age) end
 -- Settle takes no wake cap argument: 64 is the engine's default cap.
+local unparked = 0
+if any_held then unparked = flow_release_many(ended) end
 if unparked + handed > 0 then wake(k, 64) end
 return out
