@@ -7,8 +7,10 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import NoScriptError
 
 from engine import codec, declared, tracing
 from engine.config import EngineConfig
@@ -244,32 +246,59 @@ class Broker:
         self, queue: str, n: int, worker_id: str, lease_s: float | None = None
     ) -> FetchResult:
         """Lease up to `n` tasks of `queue`, highest level first, FIFO within a level."""
-        keys = self.keys(queue)
+        token, argv = self._fetch_argv(n, worker_id, lease_s)
+        raw = await self.scripts.run("fetch", self.keys(queue), argv)
+        return _fetch_result(queue, raw, token)
+
+    def _fetch_argv(
+        self, n: int, worker_id: str, lease_s: float | None
+    ) -> tuple[str, list[object]]:
         token = f"{os.urandom(8).hex()}|{worker_id}"
         lease_ms = int((lease_s or self.config.lease_s) * 1000)
-        raw = await self.scripts.run(
-            "fetch",
-            keys,
-            [n, lease_ms, token, self.config.promote_batch, self.config.wake_tokens_max],
-        )
-        now_ms = int(raw[0])
-        next_due = int(raw[1])
-        fetched_at_ms = int(raw[2]) / 1000  # µs resolution: sub-millisecond waits are real
-        tasks: list[FetchedTask] = []
-        for i in range(3, len(raw), 5):
-            task = _decode_fetched(
-                queue,
-                raw[i],
-                raw[i + 1],
-                int(raw[i + 2]),
-                int(raw[i + 3]) / 1000,
-                fetched_at_ms,
-                token,
-            )
-            if raw[i + 4]:
-                task.ready_at_ms = int(raw[i + 4]) / 1000
-            tasks.append(task)
-        return FetchResult(now_ms, None if next_due < 0 else next_due, tasks)
+        return token, [n, lease_ms, token, self.config.promote_batch, self.config.wake_tokens_max]
+
+    async def wait_and_fetch(
+        self,
+        queues: Sequence[str],
+        queue: str,
+        n: int,
+        worker_id: str,
+        timeout_s: float,
+        lease_s: float | None = None,
+    ) -> FetchResult:
+        """Block on the wake keys of `queues` (and the worker's nudge key), then fetch up to `n`
+        of `queue`, in one round trip. One server only: use `wait_for_work` on a Cluster.
+
+        Redis runs a command pipelined behind a BLPOP as soon as the BLPOP returns, so a woken
+        worker has its tasks without a second round trip. The fetch runs after a timeout too
+        (it then finds what came due, or nothing); a token of another queue leaves it empty
+        and the caller's next round fetches every queue.
+        """
+        keys = self.keys(queue)
+        token, argv = self._fetch_argv(n, worker_id, lease_s)
+        all_keys, args = self.scripts.call_args("fetch", keys, argv)
+        # The nudge key of the first queue: `nudge` pushes the same one.
+        wake_keys = [self.keys(q).wake for q in queues] + [self.keys(queues[0]).nudge(worker_id)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.blpop(wake_keys, timeout=max(timeout_s, 0.001))
+            pipe.evalsha(self.scripts.sha("fetch"), len(all_keys), *all_keys, *args)
+            woke, raw = await pipe.execute(raise_on_error=False)
+        if isinstance(woke, Exception):
+            raise woke
+        if isinstance(raw, NoScriptError):  # a restarted or flushed server: load and run it
+            raw = await self.scripts.run("fetch", keys, argv)
+        elif isinstance(raw, Exception):
+            raise raw
+        return _fetch_result(queue, raw, token)
+
+    async def nudge(self, queue: str, worker_id: str) -> None:
+        """End `worker_id`'s wait in `wait_and_fetch` on queues starting with `queue` (the token
+        expires if nobody takes it)."""
+        key = self.keys(queue).nudge(worker_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, b"1")
+            pipe.pexpire(key, 60_000)
+            await pipe.execute()
 
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
         """Block until a wake token arrives on any of `queues` (True) or the timeout (False)."""
@@ -416,6 +445,22 @@ def _unique_item(spec: TaskSpec) -> bytes:
     digest = unique_digest(spec.name, spec.args, spec.kwargs, spec.unique_key)
     mode = b"d" if spec.unique_until == "done" else b"w"
     return b"%s\n%d\n%s" % (digest.encode(), max(1, int(window * 1000)), mode)
+
+
+def _fetch_result(queue: str, raw: list[Any], token: str) -> FetchResult:
+    """Decode the fetch script's reply (see fetch.lua)."""
+    now_ms = int(raw[0])
+    next_due = int(raw[1])
+    fetched_at_ms = int(raw[2]) / 1000  # µs resolution: sub-millisecond waits are real
+    tasks: list[FetchedTask] = []
+    for i in range(3, len(raw), 5):
+        task = _decode_fetched(
+            queue, raw[i], raw[i + 1], int(raw[i + 2]), int(raw[i + 3]) / 1000, fetched_at_ms, token
+        )
+        if raw[i + 4]:
+            task.ready_at_ms = int(raw[i + 4]) / 1000
+        tasks.append(task)
+    return FetchResult(now_ms, None if next_due < 0 else next_due, tasks)
 
 
 def _decode_fetched(

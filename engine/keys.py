@@ -133,6 +133,11 @@ class QueueKeys:
         self.unique_exp = f"{base}:unique:exp"  # zset digest -> lock expiry ms
         self.unique_of = f"{base}:unique:of"  # id -> digest it releases when done
 
+    def nudge(self, worker_id: str) -> str:
+        """A worker's own wake-up list (list): `stop` pushes it to end the worker's blocking wait
+        without cancelling a fetch whose reply may already carry leased tasks."""
+        return f"{self.base}:nudge:{worker_id}"
+
     def result(self, task_id: str) -> str:
         """The result of one finished task (string with a TTL)."""
         return f"{self.base}:result:{task_id}"

@@ -82,8 +82,19 @@ class Scripts:
         KEYS: the fixed queue keys, the pending lists, `extra_keys`, and last the flow keys
         (flow scripts only), which `flow.lua` counts from the end.
         """
+        all_keys, args = self.call_args(name, keys, argv, extra_keys)
+        return await self._scripts[name](keys=all_keys, args=args)
+
+    def call_args(
+        self, name: str, keys: QueueKeys, argv: list[Any], extra_keys: list[str] | None = None
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one call of script `name` (see `run`)."""
         fixed, levels = queue_keys_argv(keys)
         all_keys = fixed + (extra_keys or [])
         if name in FLOW_SCRIPTS:
             all_keys += keys.flow_keys
-        return await self._scripts[name](keys=all_keys, args=[levels, *argv])
+        return all_keys, [levels, *argv]
+
+    def sha(self, name: str) -> str:
+        """The SHA1 of script `name` (for EVALSHA inside a pipeline)."""
+        return str(self._scripts[name].sha)

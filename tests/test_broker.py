@@ -751,3 +751,28 @@ async def test_attempts_count_deliveries_across_retry_expiry_and_release(
     assert await poll(requeued) == 1  # the lease expired: that delivery counts too
     (fourth,) = await poll(next_delivery)
     assert fourth.attempt == 3
+
+
+async def test_wait_and_fetch_returns_the_task_that_woke_it(redis: Redis, prefix: str) -> None:
+    broker = make_broker(redis, prefix)
+    waiting = asyncio.create_task(broker.wait_and_fetch([Q], Q, 10, "w1", 5.0))
+    await asyncio.sleep(0.05)  # let the BLPOP park (a late one would just return at once)
+    (task_id,) = await broker.enqueue([TaskSpec("t", queue=Q)])
+    res = await asyncio.wait_for(waiting, 3.0)
+    assert [t.id for t in res.tasks] == [task_id] and res.tasks[0].attempt == 1
+    assert (await queue_stats(broker, Q)).active == 1  # leased by that one round trip
+
+
+async def test_nudge_ends_a_wait_and_a_flushed_script_cache_is_reloaded(
+    redis: Redis, prefix: str
+) -> None:
+    broker = make_broker(redis, prefix)
+    await redis.script_flush()  # the pipelined EVALSHA meets NOSCRIPT: loaded and run again
+    waiting = asyncio.create_task(broker.wait_and_fetch([Q, "other"], Q, 10, "w1", 30.0))
+    await asyncio.sleep(0.05)
+    await broker.nudge(Q, "w1")
+    res = await asyncio.wait_for(waiting, 3.0)
+    assert res.tasks == []
+    assert await redis.exists(broker.keys(Q).nudge("w1")) == 0  # the token was taken
+    await broker.nudge(Q, "w2")  # nobody waits: the token expires rather than staying
+    assert 0 < await redis.pttl(broker.keys(Q).nudge("w2")) <= 60_000

@@ -152,3 +152,37 @@ async def _reaped(broker: Broker) -> bool:
 
 async def _fetch_one(broker: Broker) -> bool:
     return len((await broker.fetch("f", 10, "w")).tasks) == 1
+
+
+async def test_an_idle_worker_on_several_queues_wakes_for_any_of_them(
+    cluster: tuple[RedisCluster, str],
+) -> None:
+    # Each queue's wake key is in another slot. With a 6 s idle wait taken in turns (2 s per
+    # key), a task on a queue whose key was not being watched waited seconds; one watcher per
+    # queue sees every queue at once.
+    import time
+
+    redis, prefix = cluster
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    qs = ("wa", "wb", "wc")
+    assert len({redis.keyslot(broker.keys(q).wake) for q in qs}) > 1
+    pool = WorkerPool(
+        broker,
+        PoolSettings(queues=qs, concurrency=4, idle_block_s=6.0),
+        registry=TaskRegistry(),
+    )
+    await pool.start()
+    try:
+        await wait_for(lambda: pool.fetcher.parked, what="the fetcher parked")
+        for round_, q in enumerate(("wc", "wb", "wa", "wc", "wb")):
+            started = time.monotonic()
+            await broker.enqueue([TaskSpec("spool.noop", queue=q)])
+
+            async def done(n: int = round_ + 1) -> bool:
+                return pool.counts["succeeded"] >= n
+
+            await wait_for(done, 10.0, f"the task on {q}")
+            took = time.monotonic() - started
+            assert took < 1.5, f"a task on {q} waited {took:.2f} s for an idle worker"
+    finally:
+        await pool.stop(grace_s=1)

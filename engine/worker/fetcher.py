@@ -7,6 +7,8 @@ import logging
 import time
 from collections import deque
 
+from redis.exceptions import RedisError
+
 from engine.broker import Broker
 from engine.metrics.recorder import MetricsRecorder
 from engine.task import FetchedTask
@@ -18,6 +20,7 @@ from engine.worker.scaler import AutoScaler
 from engine.worker.settings import PoolSettings
 from engine.worker.settler import Settler
 from engine.worker.slots import Slots
+from engine.worker.wake import ClusterWake
 from engine.worker.weights import WeightedSplit
 
 log = logging.getLogger("spool.worker")
@@ -57,13 +60,28 @@ class Fetcher:
         self._scaler = scaler
         self.routing = routing
         self.waits: deque[float] = deque(maxlen=2048)
+        #: Tasks fetched since start (the auto-scaler's arrival rate counts them).
+        self.fetched_total = 0
         self._blocking = False  # parked on the wake-up key or on slot capacity
+        self._in_redis_wait = False  # parked in Broker.wait_and_fetch
+        self._no_pipelined_fetch = asyncio.Event()  # clear from that wait until its tasks are held
+        self._no_pipelined_fetch.set()
         self.closed = False
-        self._task: asyncio.Task[None] | None = None
+        # How an idle fetcher waits: on one server the wake-up and the fetch share a round
+        # trip; on a Cluster one watcher per queue stays parked (a BLPOP cannot span slots).
+        self._pipelined = not broker.cluster
+        self._cluster_wake = (
+            ClusterWake(broker, settings.queues, settings.idle_block_s)
+            if broker.cluster and len(settings.queues) > 1
+            else None
+        )
         self._split = WeightedSplit(settings.queue_weights or (1,) * len(settings.queues))
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start fetching."""
+        if self._cluster_wake is not None:
+            self._cluster_wake.start()
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
@@ -77,12 +95,40 @@ class Fetcher:
         if fetcher is None:
             return
         self.slots.capacity.set()
-        if self._blocking:
+        if self._in_redis_wait:
+            # The fetch pipelined behind the wait may already have leased tasks: cancelling
+            # would lose its reply (the tasks would sit leased until their lease expired and
+            # count a crash). Nudge the wait to return, and take the reply.
+            try:
+                await self.broker.nudge(self.settings.queues[0], self.worker_id)
+            except (*REDIS_DOWN, RedisError):
+                fetcher.cancel()  # Redis is away: nothing can be in flight anyway
+        elif self._blocking:
             fetcher.cancel()
         done, _ = await asyncio.wait([fetcher], timeout=self.settings.idle_block_s + 5)
         if not done:
             fetcher.cancel()
         await asyncio.gather(fetcher, return_exceptions=True)
+        if self._cluster_wake is not None:
+            await self._cluster_wake.stop()
+
+    @property
+    def parked(self) -> bool:
+        """True while the fetcher waits (for work in Redis, or for room in the slots)."""
+        return self._blocking or self._in_redis_wait
+
+    async def quiesce(self) -> None:
+        """Return once no fetch pipelined behind a wait is pending, nudging a parked wait out.
+
+        A suspect task about to run alone needs every task leased to this process in hand (to
+        give it back first): a parked wait would lease more the moment a token arrives.
+        """
+        if self._in_redis_wait:
+            try:
+                await self.broker.nudge(self.settings.queues[0], self.worker_id)
+            except (*REDIS_DOWN, RedisError):
+                return  # Redis is away: no fetch can lease anything now
+        await self._no_pipelined_fetch.wait()
 
     def wait_p95_s(self) -> float | None:
         """Queue-wait p95 of recently fetched tasks (seconds), or None before any."""
@@ -142,12 +188,8 @@ class Fetcher:
                             else min(next_due_ms, res.next_due_ms)
                         )
                     if res.tasks:
-                        await self._mark_suspects(
-                            queue, [t for t in res.tasks if self.routing.runnable(t)]
-                        )
-                        runnable += self._accept(res.tasks)
                         got += len(res.tasks)
-                        self.recorder.count("started", len(res.tasks), queue=queue)
+                        runnable += await self._take(queue, res.tasks)
                 rotation += 1
                 self.health.mark_ok()
                 backoff = 0.05
@@ -156,15 +198,11 @@ class Fetcher:
                     await asyncio.sleep(foreign_pause)
                     continue
                 foreign_pause = 0.0
-                if got == 0:
+                if got == 0 and not self.closed:
                     block = s.idle_block_s
                     if next_due_ms is not None:
                         block = min(block, max(0.001, (next_due_ms - now_ms) / 1000))
-                    self._blocking = True
-                    try:
-                        await self.broker.wait_for_work(queues, block)
-                    finally:
-                        self._blocking = False
+                    await self._wait(queues, queues[rotation % len(queues)], room, block)
             except REDIS_DOWN as exc:
                 self.health.mark_down(exc)
                 await asyncio.sleep(backoff)
@@ -188,6 +226,39 @@ class Fetcher:
         first = [(q, n) for q, n in zip(queues, shares, strict=True) if n > 0]
         return first + [(q, room) for q in order]
 
+    async def _wait(self, queues: list[str], queue: str, room: int, block_s: float) -> None:
+        """Park until work may be there (or `block_s`); on one server, fetch on the way out."""
+        if self._pipelined:
+            self._in_redis_wait = True
+            self._no_pipelined_fetch.clear()
+            try:
+                res = await self.broker.wait_and_fetch(
+                    queues, queue, min(room, self.settings.fetch_batch_max), self.worker_id, block_s
+                )
+                self._in_redis_wait = False
+                await self._take(queue, res.tasks)  # not cancellable by stop(): tasks are leased
+            finally:
+                self._in_redis_wait = False
+                self._no_pipelined_fetch.set()
+            return
+        self._blocking = True
+        try:
+            if self._cluster_wake is not None:
+                await self._cluster_wake.wait(block_s)
+            else:
+                await self.broker.wait_for_work(queues, block_s)
+        finally:
+            self._blocking = False
+
+    async def _take(self, queue: str, tasks: list[FetchedTask]) -> int:
+        """Hold a fetched batch of `queue`; return how many of its tasks run here."""
+        if not tasks:
+            return 0
+        await self._mark_suspects(queue, [t for t in tasks if self.routing.runnable(t)])
+        runnable = self._accept(tasks)
+        self.recorder.count("started", len(tasks), queue=queue)
+        return runnable
+
     def _accept(self, tasks: list[FetchedTask]) -> None:
         """Hold fetched tasks and queue them for the slots, highest priority first."""
         inflight = self.leases.inflight
@@ -195,6 +266,7 @@ class Fetcher:
         local = self.local
         routing = self.routing
         queued = 0
+        self.fetched_total += len(tasks)
         for t in tasks:
             inflight[t.id] = t
             if not routing.runnable(t):

@@ -97,8 +97,9 @@ class WorkerPool:
         )
         self.cancels = CancelListener(broker, self.worker_id, self.runner, self.slots, self.leases)
         self.leases.on_cancel_requested = self.cancels.request
+        self.slots.quiesce = self.fetcher.quiesce
         self.scaling = ScalingDuty(
-            broker, s.queues, self.scaler, self.recorder, self.slots, self.fetcher
+            broker, s.queues, self.scaler, self.recorder, self.slots, self.fetcher, clock=clock
         )
         maintenance = MaintenanceDuty(
             broker,

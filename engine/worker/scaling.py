@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from engine.broker import Broker
@@ -45,6 +46,7 @@ class ScalingDuty:
         recorder: MetricsRecorder,
         slots: Slots,
         fetcher: Fetcher,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.broker = broker
         self.queues = queues
@@ -53,6 +55,10 @@ class ScalingDuty:
         self.slots = slots
         self.fetcher = fetcher
         self.backlog = 0
+        self._clock = clock
+        self._last: tuple[float, int, int] | None = None  # (when, fetched so far, backlog)
+        #: Tasks arriving per second, smoothed over ticks (None before two samples).
+        self.arrival_per_s: float | None = None
 
     async def tick(self) -> None:
         """Sample the queues' depths, ask the scaler, resize the slots if it decided."""
@@ -66,10 +72,32 @@ class ScalingDuty:
             for level, depth in zip(keys.levels, depths, strict=True):
                 self.recorder.set_depth(queue, level, int(depth))
                 backlog += int(depth)
+        self._measure_arrivals(backlog)
         self.backlog = backlog
         busy = self.slots.running / max(1, self.scaler.concurrency)
-        decision = self.scaler.tick(ScalerInputs(backlog, self.fetcher.wait_p95_s(), busy))
-        self.fetcher.waits.clear()  # the next tick judges the next second's waits
+        settler = self.fetcher.settler
+        decision = self.scaler.tick(
+            ScalerInputs(
+                backlog,
+                self.fetcher.wait_p95_s(),
+                busy,
+                arrival_per_s=self.arrival_per_s,
+                service_s=settler.exec_ewma_s if settler.exec_measured else None,
+            )
+        )
+        self.fetcher.waits.clear()  # the next tick judges the next interval's waits
         if decision is not None:
             log.info("auto-scaler %d -> %d: %s", decision.old, decision.new, decision.reason)
             self.slots.resize()
+
+    def _measure_arrivals(self, backlog: int) -> None:
+        """Arrivals since the last tick: what this process fetched plus what the backlog grew
+        by (what nobody fetched yet), per second; halved towards each new sample."""
+        now, fetched = self._clock(), self.fetcher.fetched_total
+        if self._last is not None:
+            then, fetched_then, backlog_then = self._last
+            if now > then:
+                rate = (fetched - fetched_then + max(0, backlog - backlog_then)) / (now - then)
+                prev = self.arrival_per_s
+                self.arrival_per_s = rate if prev is None else (prev + rate) / 2
+        self._last = (now, fetched, backlog)

@@ -40,6 +40,8 @@ class Settler:
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self.exec_ewma_s = 1.0  # assume slow until measured: no big prefetch for long tasks
+        #: True once a handler time was measured: the average then starts from that sample.
+        self.exec_measured = False
         self.counts = {
             "processed": 0,
             "succeeded": 0,
@@ -130,6 +132,11 @@ class Settler:
         counts = self.counts
         inflight = self.leases.inflight
         ewma = self.exec_ewma_s
+        if not self.exec_measured and items:
+            # Start from the first sample: decaying from the 1 s guess took ~60 tasks, and the
+            # auto-scaler sizes slots from this average.
+            ewma = items[0][2] - items[0][1]
+            self.exec_measured = True
         for (outcome, started, finished), ok in zip(items, flags, strict=True):
             t = outcome.task
             inflight.pop(t.id, None)

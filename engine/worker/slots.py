@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from engine.task import FetchedTask
 from engine.worker.handler import HandlerRunner
@@ -44,6 +44,9 @@ class Slots:
         self.suspects: set[str] = set()
         self.isolating = False
         self.closed = False
+        #: Awaited before a suspect runs alone: returns once nothing more can be fetched for
+        #: this process behind its back (the fetcher's `quiesce`, set by the pool).
+        self.quiesce: Callable[[], Awaitable[None]] | None = None
 
     def resize(self) -> None:
         """Start the slots missing below the target; extra ones end after their current task."""
@@ -136,6 +139,8 @@ class Slots:
             return
         self.isolating = True
         try:
+            if self.quiesce is not None:
+                await self.quiesce()
             waiting = self.take_waiting()
             for w in waiting:
                 self.suspects.discard(w.id)
