@@ -24,6 +24,10 @@ class _Shape:
     keyword: frozenset[str]  # names that may be given by keyword
     var_positional: bool
     var_keyword: bool
+    # Positional-only calls with this many arguments fit without further checks (the common
+    # case: `enqueue("resize", args=[...])`): the last required parameter up to any number
+    # the signature takes. Empty when a keyword-only parameter is required.
+    fits_positionally: range
 
 
 _shapes: dict[Callable[..., Any], _Shape] = {}
@@ -52,8 +56,18 @@ def _shape(fn: Callable[..., Any]) -> _Shape:
             keyword.add(p.name)
         if p.default is p.empty:
             required.add(p.name)
+    if required - set(positional):
+        fits = range(0)
+    else:
+        least = max((i + 1 for i, n in enumerate(positional) if n in required), default=0)
+        fits = range(least, (1 << 16) if var_positional else len(positional) + 1)
     shape = _Shape(
-        tuple(positional), frozenset(required), frozenset(keyword), var_positional, var_keyword
+        tuple(positional),
+        frozenset(required),
+        frozenset(keyword),
+        var_positional,
+        var_keyword,
+        fits,
     )
     _shapes[fn] = shape
     return shape
@@ -64,7 +78,9 @@ def check_arguments(definition: TaskDef, args: Sequence[Any], kwargs: Mapping[st
 
     The message is what Python itself would say, prefixed with the task's name.
     """
-    shape = _shape(definition.fn)
+    shape = _shapes.get(definition.fn) or _shape(definition.fn)
+    if not kwargs and len(args) in shape.fits_positionally:
+        return
     name = definition.name
     if len(args) > len(shape.positional) and not shape.var_positional:
         raise TaskArgumentsError(

@@ -184,3 +184,28 @@ async def test_declared_max_retries_zero_is_honoured_by_the_worker(
 async def test_taskspec_defaults_are_unset() -> None:
     spec = TaskSpec("x")
     assert (spec.queue, spec.priority, spec.max_retries, spec.timeout_s) == (None,) * 4
+
+
+def test_signature_shapes() -> None:
+    reg = TaskRegistry()
+
+    @task(name="s.var", registry=reg)
+    def var(a: int, *rest: int) -> None: ...
+
+    @task(name="s.kwonly", registry=reg)
+    def kwonly(a: int, *, b: int) -> None: ...
+
+    @task(name="s.posonly", registry=reg)
+    def posonly(a: int, /, b: int = 0) -> None: ...
+
+    from engine.declared import check_arguments
+
+    check_arguments(reg.get("s.var"), [1, 2, 3, 4], {})
+    with pytest.raises(TaskArgumentsError, match="missing"):
+        check_arguments(reg.get("s.var"), [], {})
+    check_arguments(reg.get("s.kwonly"), [1], {"b": 2})
+    with pytest.raises(TaskArgumentsError, match=r"missing required argument.*: b"):
+        check_arguments(reg.get("s.kwonly"), [1], {})
+    check_arguments(reg.get("s.posonly"), [1], {"b": 2})
+    with pytest.raises(TaskArgumentsError, match="unexpected keyword argument 'a'"):
+        check_arguments(reg.get("s.posonly"), [], {"a": 1})

@@ -154,12 +154,14 @@ class HandlerRunner:
             outcome = failed(t, exc, self.config, worker=self.worker_id)
         finally:
             self._running.pop(t.id, None)
-            self._cancel_events.pop(t.id, None)
-            self._take_cancel(index)  # a handler that swallowed the CancelledError
-            cancel_asked = t.id in self.cancel_requested
+            if definition.wants_context:
+                self._cancel_events.pop(t.id, None)
+            if self._cancelled_slots:
+                self._take_cancel(index)  # a handler that swallowed the CancelledError
+        if self.cancel_requested and t.id in self.cancel_requested:
             self.cancel_requested.discard(t.id)
-        if outcome.kind != "c" and cancel_asked:
-            outcome = cancelled(t)
+            if outcome.kind != "c":
+                outcome = cancelled(t)
         return outcome
 
     def cancel(self, task_id: str, slots: Mapping[int, asyncio.Task[None]]) -> None:
