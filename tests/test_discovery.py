@@ -144,3 +144,26 @@ async def test_a_worker_without_flags_joins_the_console_server(state_home: Path)
         await asyncio.to_thread(proc.wait, 30)
         server.stop()
     await wait_for(lambda: proc.returncode == 0, 1, "the worker exits 0 on SIGTERM")
+
+
+async def test_a_second_console_shares_the_first_ones_server(state_home: Path) -> None:
+    from spool_console.engine_host import EngineHost
+    from spool_console.testing import make_settings
+
+    settings = make_settings(None, "disc2")
+    first, second = EngineHost(settings, interval_s=0.1), EngineHost(settings, interval_s=0.1)
+    first.start()
+    try:
+        await wait_for(lambda: first.snapshot.connected, 20, "the first console connects")
+        second.start()
+        try:
+            await wait_for(lambda: second.snapshot.connected, 20, "the second console connects")
+            assert second.redis_url == first.redis_url
+            assert second.snapshot.url_masked.endswith("(embedded, shared)")
+        finally:
+            await asyncio.to_thread(second.stop)
+        # The second console leaving does not stop the server the first one started.
+        assert EmbeddedServer(data_dir=state_home / "spool").ping()
+    finally:
+        await asyncio.to_thread(first.stop)
+    assert not EmbeddedServer(data_dir=state_home / "spool").ping()
