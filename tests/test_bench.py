@@ -37,6 +37,7 @@ def _check_consistent(report: BenchReport) -> None:
     e2e = report.stage("end_to_end")
     assert e2e is not None and e2e.count == report.completed
     assert report.redis_bytes_per_task is not None and report.redis_bytes_per_task > 0
+    assert report.redis_cpu_us_per_task is not None and report.redis_cpu_us_per_task > 0
     assert report.cores >= 1 and report.python and report.redis_version and report.spool
 
 
@@ -92,6 +93,24 @@ async def test_burst_small(redis_url: str, redis: Redis) -> None:
     _check_consistent(report)
     assert report.workers == "auto 5-30" and report.drain_s is not None
     assert "## auto-scaler decisions" in report.to_text()
+    assert await _leftover_keys(redis) == []
+
+
+async def test_latency_waits_are_measured_by_the_handler_in_another_process(
+    redis_url: str, redis: Redis
+) -> None:
+    params = BenchParams.for_type("latency", rate=200.0, duration_s=1.0)
+    report = await run_benchmark(redis_url, params)
+    assert not report.timed_out and report.task == "spool.stamp"
+    assert report.tasks == 200 and report.completed == 200 and report.processes == 1
+    wait = report.stage("start_wait")
+    assert wait is not None and wait.count == 200  # one stamp read back per task
+    assert 0 < wait.p50_ms <= wait.p95_ms <= wait.p99_ms <= wait.max_ms
+    # The worker's own stages come from its published snapshot (a separate process).
+    queue_wait = report.stage("queue_wait")
+    assert queue_wait is not None and queue_wait.count == 200
+    assert report.redis_cpu_us_per_task is not None and report.redis_cpu_us_per_task > 0
+    assert "start_wait.p99" in report.to_text()
     assert await _leftover_keys(redis) == []
 
 

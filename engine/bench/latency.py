@@ -13,7 +13,7 @@ import asyncio
 import time
 
 from engine import codec
-from engine.bench.fleet import Fleet, child_snapshots
+from engine.bench.fleet import Fleet, child_snapshots, rss_mb
 from engine.bench.harness import QUEUE, Context, Trial, server_cpu_s
 from engine.bench.params import BenchParams
 from engine.bench.procedures import RunInfo, make_report
@@ -93,6 +93,7 @@ async def run_latency(ctx: Context, info: RunInfo, params: BenchParams) -> Bench
             await asyncio.sleep(0.05)
         duration = time.monotonic() - t0
         cpu_s = await server_cpu_s(broker) - cpu0
+        rss = rss_mb(fleet.pids)
         waits = await _read_waits(ctx, producer.ids)
     finally:
         await fleet.stop()
@@ -107,6 +108,7 @@ async def run_latency(ctx: Context, info: RunInfo, params: BenchParams) -> Bench
         timed_out=len(waits) < params.offered and not ctx.cancelled,
         producer=producer,
         redis_cpu_s=cpu_s,
+        rss_peak_mb=rss,
     )
     report = make_report(info, params, trial, params.workers)
     note = (
@@ -116,6 +118,7 @@ async def run_latency(ctx: Context, info: RunInfo, params: BenchParams) -> Bench
     return BenchReport(
         **{
             **{name: getattr(report, name) for name in report.__dataclass_fields__},
+            "task": "spool.stamp",
             "stages": (summarize(waits), *report.stages),
             "notes": (*report.notes, note),
         }
