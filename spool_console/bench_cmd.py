@@ -36,7 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """The benchmark's own options (the server and --json are global options)."""
-    p.add_argument("--type", choices=TYPES, default="quick", help="benchmark type (default quick)")
+    p.add_argument(
+        "--type",
+        choices=(*TYPES, "soak"),
+        default="quick",
+        help="benchmark type (default quick); soak: --rate for --duration, watching memory",
+    )
     count, seconds = positive_int, positive_float
     p.add_argument("--tasks", type=count, help="tasks to drain (drain mode) or to offer (burst)")
     p.add_argument("--workers", type=count, help="concurrency per process (pins the auto-scaler)")
@@ -70,6 +75,12 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="write report.txt and report.json (and profiles)")
     p.add_argument("--compare", metavar="OLD.json", help="also print deltas against a report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--sample-every",
+        type=positive_float,
+        dest="sample_every_s",
+        help="soak: seconds between samples (default 30)",
+    )
 
 
 def params_from_args(args: argparse.Namespace) -> BenchParams:
@@ -90,6 +101,7 @@ def params_from_args(args: argparse.Namespace) -> BenchParams:
             "settle_timeout_s",
             "rate_limit",
             "concurrency_limit",
+            "sample_every_s",
         )
     }
     if args.levels:
@@ -146,6 +158,10 @@ def main(argv: list[str]) -> int:
 
 def run(args: argparse.Namespace, url: str | None, as_json: bool) -> int:
     """Run the benchmark the parsed `args` describe; returns the exit code."""
+    if args.type == "soak":
+        from spool_console.soak_cmd import run_soak_cmd
+
+        return run_soak_cmd(args, url, as_json)
     try:
         params = params_from_args(args)
     except ValueError as exc:
