@@ -222,6 +222,7 @@ def _run_headless(settings: Settings) -> int:
         api_token=settings.api_token,
         demo=settings.demo,
         metrics_port=settings.metrics_port,
+        declared_queues=not settings.queues_given,
     )
     return _run_loop(run_headless(opts))
 

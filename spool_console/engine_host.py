@@ -30,8 +30,10 @@ from engine.metrics.publisher import fetch_fleet_snapshot
 from engine.metrics.snapshot import MetricsSnapshot
 from engine.queues import QueueStats, all_queue_stats
 from engine.schedule import ScheduleInfo, list_schedules
+from engine.task import default_registry
 from engine.worker.pool import WorkerPool
 from engine.worker.registry import WorkerRecord, list_workers
+from engine.worker.settings import with_declared_queues
 from engine.worker.snapshot import PoolSnapshot
 from spool_console.settings import Settings
 
@@ -274,7 +276,10 @@ class EngineHost:
         except Exception as exc:
             log.warning("could not register queues yet: %s", exc)
         if s.workers != 0:
-            self.pool = WorkerPool(self.broker, s.pool_settings())
+            pool_settings = s.pool_settings()
+            if not s.queues_given:
+                pool_settings = with_declared_queues(pool_settings, default_registry)
+            self.pool = WorkerPool(self.broker, pool_settings)
             await self.pool.start()
         if s.demo:
             from engine.demo import run_demo_load

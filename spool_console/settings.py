@@ -45,6 +45,9 @@ class Settings:
     no_ui: bool
     max_wait_s: float | None = None
     queue_weights: tuple[int, ...] = ()  # one per queue, from `--queue NAME:WEIGHT`
+    # False when --queue/SPOOL_QUEUES was left out: the pool then also works on the queues
+    # its tasks declare (`@task(queue=...)`).
+    queues_given: bool = True
 
     def engine_config(self) -> EngineConfig:
         """The engine's view of these settings."""
@@ -120,4 +123,10 @@ def resolve(
         values["queues"], weights = split_weights(values["queues"])
     except ValueError as exc:
         raise UsageError(f"--queue: {exc}") from None
-    return Settings(**values, api_token=token, no_ui=mode == "worker", queue_weights=weights)
+    return Settings(
+        **values,
+        api_token=token,
+        no_ui=mode == "worker",
+        queue_weights=weights,
+        queues_given=_given(args, env, "queues"),
+    )

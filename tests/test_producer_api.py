@@ -209,3 +209,24 @@ def test_signature_shapes() -> None:
     check_arguments(reg.get("s.posonly"), [1], {"b": 2})
     with pytest.raises(TaskArgumentsError, match="unexpected keyword argument 'a'"):
         check_arguments(reg.get("s.posonly"), [], {"a": 1})
+
+
+def test_a_worker_without_queue_flags_serves_its_tasks_declared_queues() -> None:
+    from engine.worker.settings import with_declared_queues
+    from spool_console.cli import build_parser
+    from spool_console.settings import resolve
+
+    reg = TaskRegistry()
+    declare(reg)  # queue="reports"
+
+    @task(name="plain", registry=reg)
+    def plain() -> None: ...
+
+    implicit = resolve(build_parser().parse_args(["--no-ui"]), {})
+    assert not implicit.queues_given
+    assert with_declared_queues(implicit.pool_settings(), reg).queues == ("default", "reports")
+    explicit = resolve(build_parser().parse_args(["--no-ui", "--queue", "a:3"]), {})
+    assert explicit.queues_given
+    widened = with_declared_queues(explicit.pool_settings(), reg)
+    assert (widened.queues, widened.queue_weights) == (("a", "reports"), (3, 1))
+    assert resolve(build_parser().parse_args([]), {"SPOOL_QUEUES": "x"}).queues_given

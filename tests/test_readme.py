@@ -49,7 +49,7 @@ def test_declaring_and_enqueueing_blocks_run_as_written(
     log = open(root / "worker.log", "wb")  # noqa: SIM115 - closed below
     worker = subprocess.Popen(
         [sys.executable, "-m", "spool_console.cli", "--no-ui", "--tasks", "myapp.tasks",
-         "--queue", "default", "--queue", "reports", "--status-interval", "60"],
+         "--status-interval", "60"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

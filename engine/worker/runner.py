@@ -15,7 +15,9 @@ from typing import Any
 from engine.broker import Broker
 from engine.config import EngineConfig
 from engine.connection import RedisUnavailable, check_server, mask_url, wait_for_redis
+from engine.task import default_registry
 from engine.worker.pool import PoolSettings, WorkerPool
+from engine.worker.settings import with_declared_queues
 
 log = logging.getLogger("spool.runner")
 
@@ -35,6 +37,8 @@ class RunnerOptions:
     api_token: str | None = None
     demo: bool = False
     metrics_port: int | None = None
+    # No --queue given: also work on the queues the imported tasks declare.
+    declared_queues: bool = False
 
 
 def import_task_modules(modules: tuple[str, ...]) -> None:
@@ -120,7 +124,10 @@ async def run_headless(
             return 1
         await check_server(redis, url)
         broker = Broker(redis, opts.config)
-        pool = WorkerPool(broker, opts.pool)
+        pool_settings = opts.pool
+        if opts.declared_queues:
+            pool_settings = with_declared_queues(pool_settings, default_registry)
+        pool = WorkerPool(broker, pool_settings)
         stop = asyncio.Event()
         install_signal_handlers(stop.set)
         await pool.start()
@@ -150,7 +157,7 @@ async def run_headless(
 
             side.append(
                 asyncio.create_task(
-                    run_demo_load(broker, opts.pool.queues[0], recorder=pool.recorder)
+                    run_demo_load(broker, pool_settings.queues[0], recorder=pool.recorder)
                 )
             )
         if extra is not None:

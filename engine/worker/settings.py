@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from engine.task import TaskRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +46,15 @@ class PoolSettings:
 def make_worker_id() -> str:
     """host:pid:random — unique per process start."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def with_declared_queues(settings: PoolSettings, registry: TaskRegistry) -> PoolSettings:
+    """`settings` also working on every queue a registered task declares (`@task(queue=...)`),
+    for a worker started without `--queue`: its tasks' queues are served, not left waiting."""
+    extra = sorted(
+        {d.queue for d in registry if d.queue is not None and d.queue not in settings.queues}
+    )
+    if not extra:
+        return settings
+    weights = settings.queue_weights + (1,) * len(extra) if settings.queue_weights else ()
+    return replace(settings, queues=(*settings.queues, *extra), queue_weights=weights)
