@@ -94,6 +94,13 @@ def add_task(p: argparse.ArgumentParser) -> None:
     enq.add_argument("--max-retries", type=non_negative_int, help="retries after the first run")
     enq.add_argument("--timeout", type=float, help="seconds a run may take")
     enq.add_argument("--id", help="your own id (idempotent enqueue)")
+    enq.add_argument(
+        "--unique-for", type=float, help="seconds an equal task is not enqueued again"
+    )
+    enq.add_argument("--unique-key", help="what makes tasks equal (default: name and arguments)")
+    enq.add_argument(
+        "--unique-until", choices=("window", "done"), help="done: the window ends with the task"
+    )
 
 
 def _json_arg(text: str) -> object:
@@ -132,6 +139,9 @@ async def _enqueue(broker: Broker, args: argparse.Namespace, out: Output) -> int
         "max_retries": args.max_retries,
         "timeout": args.timeout,
         "id": args.id,
+        "unique_for": args.unique_for,
+        "unique_key": args.unique_key,
+        "unique_until": args.unique_until,
     }
     try:  # the HTTP contract's rules, so both ways in refuse the same values
         request = msgspec.convert(fields, TaskRequest)
