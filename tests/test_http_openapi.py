@@ -98,6 +98,7 @@ async def test_live_responses_match_their_schemas(redis: Redis, prefix: str) -> 
             ("GET", "/v1/schedules", None),
             ("POST", "/v1/queues/jobs/pause", None),
             ("POST", "/v1/queues/jobs/resume", None),
+            ("GET", "/v1/queues/jobs/diagnosis", None),
             ("GET", "/v1/dead?limit=5", None),
             ("GET", "/v1/dead/groups", None),
             ("GET", "/v1/workers", None),

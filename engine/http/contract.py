@@ -337,6 +337,22 @@ class QueueState(Reply):
     paused: bool
 
 
+class DiagnosisReason(Reply):
+    """One fact holding a queue back: a stable code (paused, no_consumer, no_handler,
+    saturated, scheduled_only, limited, crash_loop, redis_down, memory_full) and a sentence."""
+
+    code: str
+    message: str
+
+
+class QueueDiagnosis(Reply, omit_defaults=False):
+    """Why a queue is (not) moving: `moving` is false when a reason blocks all progress."""
+
+    queue: str
+    moving: bool
+    reasons: list[DiagnosisReason] = []
+
+
 class DeadView(Reply):
     """One dead letter, whole."""
 

@@ -1,12 +1,19 @@
-"""Queue routes: list with depths, pause, resume."""
+"""Queue routes: list with depths, pause, resume, diagnosis."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from engine import queues as queue_ops
+from engine.diagnosis import diagnose_queue
 from engine.http.context import ctx
-from engine.http.contract import QueueList, QueueState, queue_view
+from engine.http.contract import (
+    DiagnosisReason,
+    QueueDiagnosis,
+    QueueList,
+    QueueState,
+    queue_view,
+)
 from engine.http.errors import ApiError, reply
 
 
@@ -37,3 +44,11 @@ async def resume_queue(request: web.Request) -> web.Response:
     queue = _queue(request)
     await queue_ops.resume(ctx(request).broker, queue)
     return reply(QueueState(queue=queue, paused=False))
+
+
+async def queue_diagnosis(request: web.Request) -> web.Response:
+    """GET /v1/queues/{queue}/diagnosis: why the queue is (not) moving."""
+    queue = _queue(request)
+    d = await diagnose_queue(ctx(request).broker, queue)
+    reasons = [DiagnosisReason(code=r.code, message=r.message) for r in d.reasons]
+    return reply(QueueDiagnosis(queue=d.queue, moving=d.moving, reasons=reasons))
