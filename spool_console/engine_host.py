@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from engine.broker import Broker
 from engine.connection import mask_url, open_redis
+from engine.diagnosis import Diagnosis, Reason, diagnose, gather_facts
 from engine.metrics.publisher import fetch_fleet_snapshot
 from engine.metrics.snapshot import MetricsSnapshot
 from engine.queues import QueueStats, all_queue_stats
@@ -38,6 +39,8 @@ from engine.worker.snapshot import PoolSnapshot
 from spool_console.settings import Settings
 
 log = logging.getLogger("spool.console")
+#: Queues diagnosed per refresh (a few round trips each); the rest show no diagnosis.
+MAX_DIAGNOSED = 50
 
 T = TypeVar("T")
 
@@ -65,6 +68,11 @@ class ConsoleSnapshot:
     levels: tuple[str, ...] = ("high", "default", "low")
     notes: tuple[str, ...] = field(default_factory=tuple)
     schedules: tuple[ScheduleInfo, ...] = ()
+    diagnoses: tuple[Diagnosis, ...] = ()  # one per queue of `queues`, same order
+
+    def diagnosis(self, queue: str) -> Diagnosis | None:
+        """The diagnosis of `queue` in this snapshot, if it was made."""
+        return next((d for d in self.diagnoses if d.queue == queue), None)
 
     @property
     def fleet_size(self) -> int:
@@ -103,6 +111,7 @@ class EngineHost:
         self.broker: Broker | None = None
         self.pool: WorkerPool | None = None
         self._side: list[asyncio.Task[Any]] = []
+        self._last_totals: tuple[float, dict[str, int]] | None = None
         self._http: Any = None
         self._seq = 0
         self.snapshot = ConsoleSnapshot(
@@ -330,6 +339,21 @@ class EngineHost:
                 workers = tuple(await list_workers(self.redis, prefix))
                 metrics = await fetch_fleet_snapshot(self.redis, prefix)
                 schedules = tuple(await list_schedules(self.broker))
+                rates = self._drain_rates(metrics)
+                diagnoses = tuple(
+                    [
+                        diagnose(
+                            await gather_facts(
+                                self.broker,
+                                q.queue,
+                                stats=q,
+                                workers=list(workers),
+                                drain_per_s=rates.get(q.queue),
+                            )
+                        )
+                        for q in queues[:MAX_DIAGNOSED]
+                    ]
+                )
         except Exception as exc:
             self._publish_down(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             return False
@@ -345,8 +369,25 @@ class EngineHost:
             queues=queues,
             dead_count=sum(q.dead for q in queues),
             schedules=schedules,
+            diagnoses=diagnoses,
         )
         return True
+
+    def _drain_rates(self, metrics: MetricsSnapshot | None) -> dict[str, float]:
+        """Completions per second per queue since the previous refresh (fleet metrics)."""
+        now = self._clock()
+        totals: dict[str, int] = {}
+        if metrics is not None:
+            for c in metrics.counters:
+                if c.event in ("succeeded", "dead"):
+                    for queue, n in c.per_queue:
+                        totals[queue] = totals.get(queue, 0) + n
+        last, self._last_totals = self._last_totals, (now, totals)
+        if last is None or now <= last[0]:
+            return {}
+        prev_t, prev = last
+        dt = now - prev_t
+        return {q: (n - prev.get(q, 0)) / dt for q, n in totals.items() if n > prev.get(q, 0)}
 
     def _publish_down(self, error: str) -> None:
         prev = self.snapshot
@@ -359,6 +400,10 @@ class EngineHost:
             queues=prev.queues,
             dead_count=prev.dead_count,
             schedules=prev.schedules,
+            diagnoses=tuple(
+                Diagnosis(q.queue, False, (Reason("redis_down", f"Redis unreachable: {error}"),))
+                for q in prev.queues
+            ),
         )
 
     def _publish(self, **values: Any) -> None:

@@ -144,3 +144,26 @@ async def test_x_cancels_a_task_and_schedules_are_listed(redis_url, prefix, redi
         await wait_until(pilot, lambda: tasks.row_count == 1, what="the cancelled task left")
         info = await task_status(broker, first)
         assert info is not None and info.state is TaskState.CANCELLED
+
+
+async def test_queues_screen_says_why_a_queue_is_not_moving(redis_url, prefix, redis) -> None:
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    await broker.enqueue([TaskSpec("shop.pack", queue="orders") for _ in range(2)])
+    app = make_app(make_settings(redis_url, prefix))  # no local pool: nobody reads "orders"
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_queues(pilot, "orders")
+        table = screen.query_one("#queues", VimTable)
+        while table.cursor_key != "orders":
+            await pilot.press("j")
+        await wait_until(
+            pilot,
+            lambda: "orders: not moving · no live worker reads this queue (2 pending)"
+            in screen_text(app),
+            what="the diagnosis under the table",
+        )
+        assert "no consumer" in screen_text(app)  # the State cell, not "running"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
+        await wait_until(
+            pilot, lambda: "no live worker reads this queue" in screen_text(app), what="head"
+        )

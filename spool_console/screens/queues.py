@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -14,6 +15,7 @@ from textual.widgets import Static
 
 from engine import cancel as cancel_ops
 from engine import queues as queue_ops
+from engine.diagnosis import Diagnosis
 from engine.schedule import ScheduleInfo
 from engine.task import TaskInfo, TaskSpec
 from spool_console.engine_host import ConsoleSnapshot, EngineUnavailable
@@ -42,6 +44,26 @@ def schedules_line(schedules: Sequence[ScheduleInfo], now_s: float) -> str:
             f"[b]⟳ {s.name}[/b] {timing} → {s.queue} · last {last} · next in {upcoming:,.0f} s"
         )
     return "\n".join(lines)
+
+
+def state_label(paused: bool, diagnosis: Diagnosis | None) -> str:
+    """The State cell: what the queue's diagnosis says first, in a word or two."""
+    if diagnosis is None or not diagnosis.reasons:
+        return "‖ paused" if paused else "moving"
+    code = diagnosis.reasons[0].code
+    return "‖ paused" if code == "paused" else code.replace("_", " ")
+
+
+def why_lines(queue: str, diagnosis: Diagnosis | None) -> str:
+    """Every reason of one queue's diagnosis, for the line under the table."""
+    if diagnosis is None:
+        return f"[b]{queue}[/b]: no diagnosis yet"
+    if not diagnosis.reasons:
+        return f"[b]{queue}[/b]: [green]moving[/] (nothing holds it back)"
+    verdict = "[green]moving[/]" if diagnosis.moving else "[b red]not moving[/]"
+    return f"[b]{queue}[/b]: {verdict} · " + " · ".join(
+        escape(r.message) for r in diagnosis.reasons
+    )
 
 
 class QueueActions(SpoolScreen):
@@ -119,6 +141,7 @@ class QueuesScreen(QueueActions):
     QueuesScreen.-narrow #tasks-box { display: none; }
     QueuesScreen #hint { height: 1; color: $text-muted; padding: 0 1; }
     QueuesScreen #schedules { height: auto; max-height: 4; padding: 0 1; }
+    QueuesScreen #why { height: auto; max-height: 3; padding: 0 1; }
     """
 
     def __init__(self) -> None:
@@ -165,6 +188,7 @@ class QueuesScreen(QueueActions):
             with Vertical(id="tasks-box", classes="panel") as box:
                 box.border_title = "Per task name (fleet, last 60 s, ms)"
                 yield BreakdownTable("task", id="task-breakdown")
+        yield Static("", id="why")
         yield Static("", id="schedules")
         yield Static("enter opens a queue · p pauses/resumes · n enqueues a test task", id="hint")
         yield self.compose_footer()
@@ -196,7 +220,7 @@ class QueuesScreen(QueueActions):
                             f"{q.scheduled:,}",
                             f"{q.active:,}",
                             f"{q.dead:,}",
-                            "‖ paused" if q.paused else "running",
+                            state_label(q.paused, snap.diagnosis(q.queue)),
                             fmt_ms(wait.p95_ms) if wait and wait.count else "-",
                         ),
                     )
@@ -211,7 +235,7 @@ class QueuesScreen(QueueActions):
                         f"{q.scheduled:,}",
                         f"{q.active:,}",
                         f"{q.dead:,}",
-                        "‖ paused" if q.paused else "running",
+                        state_label(q.paused, snap.diagnosis(q.queue)),
                         held_back(q.flow),
                         f"{per_queue.get('succeeded', {}).get(q.queue, 0):,}",
                         f"{per_queue.get('failed', {}).get(q.queue, 0):,}",
@@ -224,6 +248,15 @@ class QueuesScreen(QueueActions):
         self.query_one(DepthPanel).show(snap.queues, bar_width=20 if self.narrow else 36)
         self.query_one(BreakdownTable).show(snap.metrics)
         self.query_one("#schedules", Static).update(schedules_line(snap.schedules, time.time()))
+        self._show_why(snap)
+
+    def _show_why(self, snap: ConsoleSnapshot) -> None:
+        queue = self.current_queue()
+        why = self.query_one("#why", Static)
+        why.update(why_lines(queue, snap.diagnosis(queue)) if queue else "")
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_why(self.host.snapshot)
 
     def action_open(self) -> None:
         """`enter`: the queue's first tasks per level."""
@@ -344,7 +377,8 @@ class QueueDetailScreen(QueueActions):
             head.update(
                 f"[b]{self.queue}[/b]  {state}  ·  pending {depth}"
                 f"  ·  scheduled {stats.scheduled:,}"
-                f"  ·  active {stats.active:,}  ·  dead {stats.dead:,}"
+                f"  ·  active {stats.active:,}  ·  dead {stats.dead:,}\n"
+                + why_lines(self.queue, snap.diagnosis(self.queue))
             )
         self.query_one(LimitsPanel).show(stats.flow if stats else None)
         if snap.connected:
