@@ -151,6 +151,11 @@ async def test_queues_screen_says_why_a_queue_is_not_moving(redis_url, prefix, r
     await broker.enqueue([TaskSpec("shop.pack", queue="orders") for _ in range(2)])
     app = make_app(make_settings(redis_url, prefix))  # no local pool: nobody reads "orders"
     async with app.run_test(size=(160, 45)) as pilot:
+        await wait_until(
+            pilot,
+            lambda: "⚠ not moving: orders: no live worker reads this queue" in screen_text(app),
+            what="the dashboard's not-moving line",
+        )
         screen = await open_queues(pilot, "orders")
         table = screen.query_one("#queues", VimTable)
         while table.cursor_key != "orders":

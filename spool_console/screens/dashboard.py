@@ -1,7 +1,9 @@
-"""Screen 1, Dashboard: throughput, latency, stages, depth, auto-scaler, dropped samples."""
+"""Screen 1, Dashboard: throughput, latency, stages, depth, auto-scaler, queues not moving,
+dropped samples."""
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
@@ -32,6 +34,9 @@ class DashboardScreen(SpoolScreen):
     DashboardScreen #side { width: 1fr; height: auto; }
     DashboardScreen #dropped { height: 1; color: $warning; padding: 0 1; display: none; }
     DashboardScreen #dropped.-shown { display: block; }
+    DashboardScreen #stuck { height: auto; max-height: 2; color: $warning; padding: 0 1; }
+    DashboardScreen #stuck { display: none; }
+    DashboardScreen #stuck.-shown { display: block; }
     DashboardScreen.-narrow #left { width: 50; }
     DashboardScreen.-narrow #side { width: 1fr; }
     DashboardScreen.-short #charts { min-height: 6; }
@@ -57,6 +62,7 @@ class DashboardScreen(SpoolScreen):
                 with Vertical(id="scaler-box", classes="panel") as box:
                     box.border_title = "Auto-scaler"
                     yield ScalerPanel(decisions=4, id="scaler")
+        yield Static("", id="stuck")
         yield Static("", id="dropped")
         yield self.compose_footer()
 
@@ -76,6 +82,13 @@ class DashboardScreen(SpoolScreen):
         scaler = self.query_one(ScalerPanel)
         scaler.decisions = 1 if short else 4
         scaler.show(snap.pool, now_s=snap.taken_at_s)
+        stuck = [d for d in snap.diagnoses if not d.moving]
+        line = self.query_one("#stuck", Static)
+        line.set_class(bool(stuck), "-shown")
+        if stuck:
+            line.update(
+                "⚠ not moving: " + " · ".join(f"{d.queue}: {escape(d.sentence)}" for d in stuck)
+            )
         dropped = self.query_one("#dropped", Static)
         n = m.dropped_samples if m else 0
         dropped.set_class(n > 0, "-shown")
