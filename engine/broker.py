@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import NoScriptError
@@ -28,6 +28,17 @@ _TASK_NAME_RE = re.compile(r'[^\s"\\]{1,200}')
 
 
 _KEYS_CACHE_MAX = 10_000
+
+# Items per script call. A bounded call keeps the server responsive for everyone else, and
+# keeps every list a script unpacks well inside Lua's limit (~8,000 values; see common.lua).
+BATCH_MAX = 1000
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = BATCH_MAX) -> Iterator[Sequence[T]]:
+    """`items` in consecutive slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def ea_to_ms(raw: bytes | str | None) -> int | None:
@@ -203,10 +214,10 @@ class Broker:
             plain = [i for i in indexes if i not in uniques]
             unique = [i for i in indexes if i in uniques]
             lost_registration = False
-            if plain:
+            for part in chunks(plain):
                 argv: list[object] = [self.config.wake_tokens_max]
                 extra: list[str] = []
-                for i in plain:
+                for i in part:
                     task_id, level, delay_ms, payload = encoded[i]
                     # Only an id the caller chose can already exist: a generated one skips the
                     # check (and its result key), which halves the script's work per task.
@@ -219,11 +230,11 @@ class Broker:
                     if check:
                         extra.append(keys.result(task_id))
                 flags = await self.scripts.run("enqueue", keys, argv, extra)
-                lost_registration = bool(flags and flags[-1])
-            if unique:
+                lost_registration = lost_registration or bool(flags and flags[-1])
+            for part in chunks(unique):
                 argv = [self.config.wake_tokens_max]
                 extra = []
-                for i in unique:
+                for i in part:
                     task_id, level, delay_ms, payload = encoded[i]
                     argv.append(
                         b"%s\n%d\n%s\n%s\n%s"
@@ -231,7 +242,7 @@ class Broker:
                     )
                     extra.append(keys.result(task_id))
                 holders = await self.scripts.run("enqueue_unique", keys, argv, extra)
-                for i, holder in zip(unique, holders, strict=False):
+                for i, holder in zip(part, holders, strict=False):
                     ids[i] = _s(holder)
                 lost_registration = lost_registration or bool(holders and holders[-1] == 1)
             if lost_registration:
@@ -245,7 +256,23 @@ class Broker:
     async def fetch(
         self, queue: str, n: int, worker_id: str, lease_s: float | None = None
     ) -> FetchResult:
-        """Lease up to `n` tasks of `queue`, highest level first, FIFO within a level."""
+        """Lease up to `n` tasks of `queue`, highest level first, FIFO within a level.
+
+        More than `BATCH_MAX` takes several script calls, each complete on its own.
+        """
+        res = await self._fetch_once(queue, min(n, BATCH_MAX), worker_id, lease_s)
+        last = len(res.tasks)
+        while last == BATCH_MAX and len(res.tasks) < n:
+            more = await self._fetch_once(
+                queue, min(n - len(res.tasks), BATCH_MAX), worker_id, lease_s
+            )
+            last = len(more.tasks)
+            res = FetchResult(more.now_ms, more.next_due_ms, res.tasks + more.tasks)
+        return res
+
+    async def _fetch_once(
+        self, queue: str, n: int, worker_id: str, lease_s: float | None
+    ) -> FetchResult:
         token, argv = self._fetch_argv(n, worker_id, lease_s)
         raw = await self.scripts.run("fetch", self.keys(queue), argv)
         return _fetch_result(queue, raw, token)
@@ -275,7 +302,7 @@ class Broker:
         and the caller's next round fetches every queue.
         """
         keys = self.keys(queue)
-        token, argv = self._fetch_argv(n, worker_id, lease_s)
+        token, argv = self._fetch_argv(min(n, BATCH_MAX), worker_id, lease_s)
         all_keys, args = self.scripts.call_args("fetch", keys, argv)
         # The nudge key of the first queue: `nudge` pushes the same one.
         wake_keys = [self.keys(q).wake for q in queues] + [self.keys(queues[0]).nudge(worker_id)]
@@ -315,9 +342,17 @@ class Broker:
 
     # -- settle, extend, reap ------------------------------------------------------------------
     async def settle(self, queue: str, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Apply finished attempts; False marks a stale lease (rejected and counted)."""
-        if not outcomes:
-            return []
+        """Apply finished attempts; False marks a stale lease (rejected and counted).
+
+        More than `BATCH_MAX` outcomes take several script calls: if one fails, those before
+        it stay applied (a caller that retries should pass at most `BATCH_MAX`).
+        """
+        flags: list[bool] = []
+        for part in chunks(outcomes):
+            flags += await self._settle_once(queue, part)
+        return flags
+
+    async def _settle_once(self, queue: str, outcomes: Sequence[Outcome]) -> list[bool]:
         keys = self.keys(queue)
         cfg = self.config
         argv: list[object] = [
@@ -341,22 +376,23 @@ class Broker:
     ) -> list[int]:
         """Renew live leases held with these (id, token) pairs: 1 renewed, 2 renewed but a
         cancel was requested (stop the task), 0 the lease is lost."""
-        if not leases:
-            return []
-        argv: list[object] = [int((lease_s or self.config.lease_s) * 1000)]
-        for task_id, token in leases:
-            argv += [task_id, token]
-        flags = await self.scripts.run("extend", self.keys(queue), argv)
-        return [int(f) for f in flags]
+        flags: list[int] = []
+        for part in chunks(leases):
+            argv: list[object] = [int((lease_s or self.config.lease_s) * 1000)]
+            for task_id, token in part:
+                argv += [task_id, token]
+            flags += [int(f) for f in await self.scripts.run("extend", self.keys(queue), argv)]
+        return flags
 
     async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
         """Give back unfinished tasks (shutdown): next out of their level, attempt not counted."""
-        if not leases:
-            return 0
-        argv: list[object] = [self.config.wake_tokens_max]
-        for task_id, token in leases:
-            argv += [task_id, token]
-        return int(await self.scripts.run("release", self.keys(queue), argv))
+        released = 0
+        for part in chunks(leases):
+            argv: list[object] = [self.config.wake_tokens_max]
+            for task_id, token in part:
+                argv += [task_id, token]
+            released += int(await self.scripts.run("release", self.keys(queue), argv))
+        return released
 
     async def reap(self, queue: str, limit: int = 1000) -> ReapResult:
         """Return expired leases, promote due tasks, drop orphans, enforce DLQ caps."""

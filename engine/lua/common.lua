@@ -66,7 +66,7 @@ local function trim_dead(k, now, dead_max, dead_max_age_ms)
   local evicted = 0
   local old = redis.call('ZRANGEBYSCORE', k.dead, '-inf', now - dead_max_age_ms, 'LIMIT', 0, 1000)
   if #old > 0 then
-    redis.call('ZREM', k.dead, unpack(old))
+    bulk('ZREM', k.dead, old)
     forget(k, old)
     evicted = evicted + #old
   end
@@ -111,8 +111,8 @@ end
 local function promote_due(k, pending, now, limit)
   local due = redis.call('ZRANGEBYSCORE', k.scheduled, '-inf', now, 'LIMIT', 0, limit)
   if #due == 0 then return 0 end
-  redis.call('ZREM', k.scheduled, unpack(due))
-  local payloads = redis.call('HMGET', k.tasks, unpack(due))
+  local payloads = bulk_read('HMGET', k.tasks, due)
+  bulk('ZREM', k.scheduled, due)
   local ready_at = now_us_str()
   local moved = 0
   for i, id in ipairs(due) do

@@ -19,6 +19,10 @@ local pushed = 0
 for i = 3, #ARGV do
   local check, level, delay, id, payload =
     string.match(ARGV[i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  -- Checked before the first write: a bad item fails the call with nothing stored.
+  if not check or not pending[level] or not tonumber(delay) then
+    return redis.error_reply('ERR enqueue: malformed item ' .. (i - 2))
+  end
   local fresh = true
   if check == '?' then
     fresh = not seen[id] and redis.call('HEXISTS', k.tasks, id) == 0

@@ -7,7 +7,9 @@
 -- enqueued_at_us, ready_at_us or '' (when a delayed/retried/reaped task became runnable)}.
 local now = now_ms()
 local now_us = now_us_str()
-local n = tonumber(ARGV[2])
+-- At most 1,000 per call (the broker loops for more): ids are popped before the reads that
+-- follow, so nothing after the pops may fail on size.
+local n = math.min(tonumber(ARGV[2]), 1000)
 local lease_ms = tonumber(ARGV[3])
 local token = ARGV[4]
 promote_due(k, pending, now, tonumber(ARGV[5]))
@@ -50,7 +52,7 @@ local payloads = {}
 local inspected_all = true
 if redis.call('EXISTS', fk.limits) == 0 then
   pop(ids, n)
-  if #ids > 0 then payloads = redis.call('HMGET', k.tasks, unpack(ids)) end
+  if #ids > 0 then payloads = bulk_read('HMGET', k.tasks, ids) end
 else
   -- Hand-backs are bounded per call so one fetch never holds the server for long.
   local budget = math.max(4 * n, 256)
@@ -60,7 +62,7 @@ else
     pop(batch, n - #ids)
     if #batch == 0 then break end
     inspected = inspected + #batch
-    local ps = redis.call('HMGET', k.tasks, unpack(batch))
+    local ps = bulk_read('HMGET', k.tasks, batch)
     for i, id in ipairs(batch) do
       local p = ps[i]
       if p and not flow_admit(id, p, now) then
@@ -90,12 +92,12 @@ end
 if more then wake(k, tonumber(ARGV[6])) end
 if #ids == 0 then return out end
 -- A rate reservation is spent when its task runs, even if its limit was removed meanwhile.
-if redis.call('EXISTS', fk.rated) == 1 then redis.call('HDEL', fk.rated, unpack(ids)) end
-local eas = redis.call('HMGET', k.ea, unpack(ids))
+if redis.call('EXISTS', fk.rated) == 1 then bulk('HDEL', fk.rated, ids) end
+local eas = bulk_read('HMGET', k.ea, ids)
 -- `ready` and `att` are empty while nothing is retried or delayed: skip reading them then.
 local function read_if_any(key)
   if redis.call('EXISTS', key) == 0 then return {} end
-  return redis.call('HMGET', key, unpack(ids))
+  return bulk_read('HMGET', key, ids)
 end
 local readies = read_if_any(k.ready)
 -- `att` counts deliveries that ended without success (written when a lease ends: retry,
@@ -120,7 +122,7 @@ for i, id in ipairs(ids) do
   end
 end
 if #zargs > 0 then
-  redis.call('ZADD', k.active, unpack(zargs))
-  redis.call('HSET', k.lease, unpack(largs))
+  bulk('ZADD', k.active, zargs)
+  bulk('HSET', k.lease, largs)
 end
 return out

@@ -15,9 +15,14 @@ local dead_max = tonumber(ARGV[3])
 local dead_age = tonumber(ARGV[4])
 local n = #ARGV - 4
 local kinds, ids, tokens, delays, datas = {}, {}, {}, {}, {}
+-- Reads and checks come before the first write: a malformed item fails the whole call with
+-- nothing written (Redis does not roll back a script's writes when it errors half way).
 for i = 1, n do
   kinds[i], ids[i], tokens[i], delays[i], datas[i] =
     string.match(ARGV[4 + i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  if not kinds[i] or not tonumber(delays[i]) then
+    return redis.error_reply('ERR settle: malformed item ' .. i)
+  end
 end
 local held = bulk_read('HMGET', k.lease, ids)
 local leased = bulk_read('ZMSCORE', k.active, ids)

@@ -84,12 +84,15 @@ class Fetcher:
             self._cluster_wake.start()
         self._task = asyncio.create_task(self._loop())
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float | None = None) -> None:
         """Stop fetching without losing a fetch whose reply is in flight.
 
         Cancelling mid-fetch could strand leased tasks until their lease expires (and count
         that as a crash), so only a fetcher blocked on the wake key is cancelled outright.
+        A fetch still in flight after `timeout_s` (default: the idle block + 5 s) is cancelled:
+        Redis hangs, and its leases will bring the tasks back.
         """
+        limit = self.settings.idle_block_s + 5 if timeout_s is None else timeout_s
         self.closed = True
         fetcher = self._task
         if fetcher is None:
@@ -100,12 +103,14 @@ class Fetcher:
             # would lose its reply (the tasks would sit leased until their lease expired and
             # count a crash). Nudge the wait to return, and take the reply.
             try:
-                await self.broker.nudge(self.settings.queues[0], self.worker_id)
-            except (*REDIS_DOWN, RedisError):
-                fetcher.cancel()  # Redis is away: nothing can be in flight anyway
+                await asyncio.wait_for(
+                    self.broker.nudge(self.settings.queues[0], self.worker_id), min(1.0, limit)
+                )
+            except (*REDIS_DOWN, RedisError):  # TimeoutError is an OSError
+                fetcher.cancel()  # Redis is away or hung: nothing can be in flight anyway
         elif self._blocking:
             fetcher.cancel()
-        done, _ = await asyncio.wait([fetcher], timeout=self.settings.idle_block_s + 5)
+        done, _ = await asyncio.wait([fetcher], timeout=limit)
         if not done:
             fetcher.cancel()
         await asyncio.gather(fetcher, return_exceptions=True)

@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
@@ -39,6 +39,11 @@ from engine.worker.snapshot import PoolSnapshot, ScalerDecision
 __all__ = ["PoolSettings", "WorkerPool", "make_worker_id"]
 
 log = logging.getLogger("spool.worker")
+
+# Time the drain gives outcome writes even with no grace left, and how long past the grace
+# period a drain may take in all (Redis steps that hang are abandoned by then).
+_SETTLE_FLOOR_S = 2.0
+_DRAIN_EXTRA_S = 5.0
 
 
 class WorkerPool:
@@ -138,7 +143,8 @@ class WorkerPool:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Totals of settled outcomes: processed, succeeded, failed, retried, dead, late."""
+        """Totals of settled outcomes: processed, succeeded, failed, retried, dead, late,
+        given_up."""
         return self.settler.counts
 
     @property
@@ -188,33 +194,56 @@ class WorkerPool:
             return
         self._stopping = True
         self.slots.closed = True
+        loop = asyncio.get_running_loop()
         grace = self.settings.grace_s if grace_s is None else grace_s
+        grace_ends = loop.time() + grace
+        # However Redis behaves (down, hung, refusing writes), stop() returns by `stop_by`:
+        # each Redis step below gets what is left of it (and at least a moment).
+        stop_by = grace_ends + _DRAIN_EXTRA_S
+
+        def left(floor: float = 0.5) -> float:
+            return max(floor, stop_by - loop.time())
+
         # Only the auto-scaler stops now. Lease renewal, heartbeats, the reaper and the
         # watchdog keep running while in-flight tasks finish: a task longer than the lease
         # must not be reclaimed (and run twice) during the grace period.
         await self.duties.cancel("auto-scaling")
-        await self.fetcher.stop()
+        await self.fetcher.stop(min(self.settings.idle_block_s + 5, left()))
         # Not yet started: give back at once, so another worker can take them now.
         waiting = self.slots.take_waiting()
-        await self.leases.release(waiting)
-        await self.slots.drain(grace)
-        await self.settler.drain()
+        await self._bounded(self.leases.release(waiting), "release", left())
+        await self.slots.drain(max(0.0, grace_ends - loop.time()))
+        # Writing outcomes shares the grace period, with a short floor so a pool stopped with
+        # no grace still writes what finished; what is not written by then is given up.
+        await self.settler.drain(min(max(_SETTLE_FLOOR_S, grace_ends - loop.time()), left()))
         await self.settler.stop()
         await self.duties.stop()
-        await self.cancels.stop()
-        leftovers = await self.leases.release_all()
+        await self._bounded(self.cancels.stop(), "cancel listener", left())
+        leftovers = len(self.leases.inflight)
         await self.publisher.stop()
-        with contextlib.suppress(*REDIS_DOWN, RedisError):
-            await self.publisher.publish_once()  # the final counts, kept until the key's TTL
-            await registry.deregister(self.broker.redis, self.broker.globals, self.worker_id)
+        await self._bounded(self._leave(), "giving back leases and leaving the fleet", left())
         self.runner.shutdown()
         self._stopped.set()
         log.info(
-            "worker %s stopped: %d processed, %d released to pending",
+            "worker %s stopped: %d processed, %d released to pending, %d given up",
             self.worker_id,
             self.counts["processed"],
             len(waiting) + leftovers,
+            self.counts["given_up"],
         )
+
+    async def _leave(self) -> None:
+        await self.leases.release_all()
+        with contextlib.suppress(*REDIS_DOWN, RedisError):
+            await self.publisher.publish_once()  # the final counts, kept until the key's TTL
+            await registry.deregister(self.broker.redis, self.broker.globals, self.worker_id)
+
+    async def _bounded(self, step: Awaitable[object], what: str, timeout_s: float) -> None:
+        """One Redis step of the drain, abandoned after `timeout_s` (Redis may hang)."""
+        try:
+            await asyncio.wait_for(step, timeout_s)
+        except TimeoutError:
+            log.warning("drain: %s took over %.1f s; left to the leases", what, timeout_s)
 
     # -- operator controls -------------------------------------------------------------------------
     def pin(self, concurrency: int) -> ScalerDecision:
@@ -289,4 +318,5 @@ class WorkerPool:
             running=not self._stopping,
             redis_ok=self.health.ok,
             redis_error=self.health.error,
+            given_up=c["given_up"],
         )

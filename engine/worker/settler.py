@@ -6,9 +6,16 @@ import asyncio
 import logging
 import time
 
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
-from engine.broker import Broker
+from engine.broker import BATCH_MAX, Broker, chunks
 from engine.metrics.recorder import MetricsRecorder
 from engine.outcomes import Outcome
 from engine.worker.health import REDIS_DOWN, RedisHealth
@@ -19,12 +26,30 @@ log = logging.getLogger("spool.worker")
 # One buffered outcome: the outcome, and when its handler started and finished (epoch s).
 Finished = tuple[Outcome, float, float]
 
+# Server refusals that pass (memory freed, failover over, script finished): retried within the
+# lease. Any other error reply is a fault of the call itself and is not retried as it is.
+_TRANSIENT = (OutOfMemoryError, ReadOnlyError, TryAgainError, ClusterDownError)
+_TRANSIENT_PREFIXES = ("OOM", "BUSY", "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN")
+
+
+def is_transient(exc: RedisError) -> bool:
+    """True for an error reply that says "not now" rather than "not this"."""
+    if isinstance(exc, _TRANSIENT):
+        return True
+    return str(exc).lstrip().startswith(_TRANSIENT_PREFIXES) or " OOM " in str(exc)
+
 
 class Settler:
     """Buffers outcomes from the slots and a flusher writes them while the slots run on.
 
-    `counts` are this process's totals of settled outcomes; `exec_ewma_s` is the moving
-    average of handler run time the fetcher sizes its batches by.
+    Each script call carries at most `BATCH_MAX` outcomes. A batch that cannot be written
+    within one lease period (Redis away, writes refused) is given up: its leases are no longer
+    renewed, so they expire and the reaper brings the tasks back to run again (at least once).
+    An error reply that is not transient is not retried as it is: the batch is split in halves
+    until the outcome that fails is alone, and only that one is given up.
+
+    `counts` are this process's totals of settled outcomes (`given_up` among them);
+    `exec_ewma_s` is the moving average of handler run time the fetcher sizes its batches by.
     """
 
     def __init__(
@@ -51,6 +76,7 @@ class Settler:
             "cancelled": 0,
             "handed_back": 0,
             "late": 0,
+            "given_up": 0,
         }
 
     def add(self, outcome: Outcome, started: float, finished: float) -> None:
@@ -67,11 +93,14 @@ class Settler:
         self._flusher = asyncio.create_task(self._flush_loop())
 
     async def stop(self) -> None:
-        """Stop the flusher; call after `drain`, so nothing is left in the buffer."""
+        """Stop the flusher; a batch it was still writing is given up (see `drain`)."""
         if self._flusher is not None:
-            # Safe now: drain took the lock, so no flush is in progress.
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
+        left = [item for items in self._buffer.values() for item in items]
+        self._buffer.clear()
+        if left:
+            self._give_up(left, "the drain ran out of time")
 
     async def _flush_loop(self) -> None:
         while True:
@@ -87,10 +116,19 @@ class Settler:
                 if not items:
                     continue
                 self._buffer[queue] = []
-                await self._settle(queue, items)
+                for part in chunks(items, BATCH_MAX):
+                    await self._settle(queue, list(part))
 
-    async def drain(self) -> None:
-        """Return once every outcome buffered so far is written."""
+    async def drain(self, timeout_s: float | None = None) -> bool:
+        """Wait until every outcome buffered so far is written; False if `timeout_s` ran out
+        first (what is left is given up by `stop`)."""
+        try:
+            await asyncio.wait_for(self._drain(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _drain(self) -> None:
         # The flusher may have taken a batch out of the buffer and be settling it: the buffer
         # looks empty then, so wait for the lock (the flush in progress) before deciding.
         while True:
@@ -100,29 +138,74 @@ class Settler:
             await self.flush_once()
 
     async def _settle(self, queue: str, items: list[Finished]) -> None:
-        outcomes = [o for o, _, _ in items]
         settling = self.leases.settling
-        settling.update(o.task.id for o in outcomes)
+        settling.update(o.task.id for o, _, _ in items)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.broker.config.lease_s
+        try:
+            flags = await self._write(queue, items, deadline)
+        except asyncio.CancelledError:
+            self._give_up(items, "the pool stopped while writing it")
+            raise
+        finally:
+            settling.difference_update(o.task.id for o, _, _ in items)
+        written = [(item, ok) for item, ok in zip(items, flags, strict=True) if ok is not None]
+        if written:
+            self._account(queue, [i for i, _ in written], [ok for _, ok in written], time.time())
+
+    async def _write(self, queue: str, items: list[Finished], deadline: float) -> list[bool | None]:
+        """Settle `items` before `deadline`: a flag per item, None where it was given up."""
+        loop = asyncio.get_running_loop()
+        outcomes = [o for o, _, _ in items]
         backoff = 0.05
         while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                self._give_up(items, f"not written within the lease ({self.health.error})")
+                return [None] * len(items)
             try:
-                flags = await self.broker.settle(queue, outcomes)
+                flags = await asyncio.wait_for(self.broker.settle(queue, outcomes), left)
                 self.health.mark_ok()
-                break
+                return list(flags)
+            except TimeoutError:
+                continue  # the deadline check above gives the batch up
             except REDIS_DOWN as exc:
-                # Outcomes are kept, not dropped: if Redis stays away the leases expire and the
-                # tasks run again (at least once), which is what the lease is for.
+                # Outcomes are kept while the lease lasts: Redis may be back in time.
                 self.health.mark_down(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            except ResponseError as exc:
+                if not is_transient(exc):
+                    return await self._bisect(queue, items, deadline, exc)
+                log.warning("settling %d outcome(s) of %s refused: %s", len(items), queue, exc)
             except RedisError as exc:
-                # A server-side refusal (OOM under noeviction, BUSY): keep the outcomes and try
-                # again; letting it escape would end the flusher and strand every later result.
-                log.warning("settling %d outcome(s) of %s failed: %s", len(outcomes), queue, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-        self._account(queue, items, flags, time.time())
-        settling.difference_update(o.task.id for o in outcomes)
+                log.warning("settling %d outcome(s) of %s failed: %s", len(items), queue, exc)
+            await asyncio.sleep(min(backoff, max(0.0, deadline - loop.time())))
+            backoff = min(backoff * 2, 5.0)
+
+    async def _bisect(
+        self, queue: str, items: list[Finished], deadline: float, exc: ResponseError
+    ) -> list[bool | None]:
+        """The script refused this batch: find the outcome(s) it refuses, write the rest."""
+        if len(items) == 1:
+            log.error("settle of task %s refused by the server: %s", items[0][0].task.id, exc)
+            self._give_up(items, f"refused: {exc}")
+            return [None]
+        half = len(items) // 2
+        first = await self._write(queue, items[:half], deadline)
+        return first + await self._write(queue, items[half:], deadline)
+
+    def _give_up(self, items: list[Finished], why: str) -> None:
+        """Stop holding these tasks: their leases expire and the reaper brings them back."""
+        inflight = self.leases.inflight
+        for outcome, _, _ in items:
+            inflight.pop(outcome.task.id, None)
+        self.counts["given_up"] += len(items)
+        self.recorder.count("settle_given_up", len(items), queue=items[0][0].task.queue)
+        log.warning(
+            "gave up settling %d outcome(s) of %s: %s; the reaper returns them after the lease",
+            len(items),
+            items[0][0].task.queue,
+            why,
+        )
 
     def _account(
         self, queue: str, items: list[Finished], flags: list[bool], written: float

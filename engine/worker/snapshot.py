@@ -58,3 +58,5 @@ class PoolSnapshot:
     running: bool
     redis_ok: bool
     redis_error: str | None
+    # Outcomes not written within their lease (or refused): the reaper brings those tasks back.
+    given_up: int = 0
