@@ -426,3 +426,45 @@ async def test_redelivery_after_lease_expiry_runs_alone(redis: Redis, prefix: st
 
 async def _reaped(broker: Broker) -> bool:
     return (await broker.reap(Q)).requeued == 1
+
+
+@pytest.mark.parametrize("reaction", ["returns", "raises"])
+async def test_a_handler_that_swallows_its_cancel_leaves_later_timeouts_intact(
+    redis: Redis, prefix: str, reaction: str
+) -> None:
+    """The watchdog's cancel is caught by the handler: its mark must not stay on the slot."""
+    reg = TaskRegistry()
+
+    @task(name="t.swallow", registry=reg, timeout=0.2)
+    async def swallow() -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            if reaction == "raises":
+                raise RuntimeError("cleanup failed") from None
+        return "ignored the cancel"
+
+    @task(name="t.slow", registry=reg, timeout=0.2)
+    async def slow() -> str:
+        await asyncio.sleep(2)
+        return "ran to the end"
+
+    broker = make_broker(redis, prefix)
+    async with running(broker, reg, concurrency=1):  # one slot: the second task runs in it
+        first = await enqueue(broker, "t.swallow", max_retries=0)
+        await wait_for(lambda: _ended(broker, first), what="the swallowing task ended")
+        started = time.monotonic()
+        second = await enqueue(broker, "t.slow", max_retries=0)
+        await wait_for(lambda: _ended(broker, second), what="the slow task ended")
+        took = time.monotonic() - started
+        info = await task_status(broker, second, Q)
+        assert info is not None and info.state is TaskState.DEAD, info  # not SUCCEEDED
+        assert took < 1.5, f"a 0.2 s timeout took {took:.2f} s to hold"
+        # The swallowing task itself ran past its timeout: it fails as a timeout too.
+        item = await dead_item(broker, first)
+        assert (item.reason, item.exc_type) == ("timeout", "TimeoutError")
+
+
+async def _ended(broker: Broker, tid: str) -> bool:
+    info = await task_status(broker, tid, Q)
+    return info is not None and info.state in (TaskState.SUCCEEDED, TaskState.DEAD)

@@ -202,14 +202,27 @@ class HandlerRunner:
         if not timeout:
             return await fn(*args, **kwargs)
         self._deadlines[index] = self._clock() + timeout
+        # However the handler reacts to the watchdog's cancel (lets it through, swallows it and
+        # returns, turns it into another exception), the slot's timeout mark is taken and its
+        # cancel undone here: left behind, the watchdog would skip this slot's next deadline.
         try:
-            return await fn(*args, **kwargs)
+            value = await fn(*args, **kwargs)
         except asyncio.CancelledError:
             if self.take_timeout(index):
                 raise HandlerTimeout(f"timed out after {timeout:g} s") from None
             raise
+        except Exception as exc:
+            if self.take_timeout(index):
+                raise HandlerTimeout(
+                    f"timed out after {timeout:g} s (the handler turned the cancellation into"
+                    f" {type(exc).__name__})"
+                ) from None
+            raise
         finally:
             self._deadlines.pop(index, None)
+        if self.take_timeout(index):
+            raise HandlerTimeout(f"timed out after {timeout:g} s (the handler ignored the cancel)")
+        return value
 
     def take_timeout(self, index: int) -> bool:
         """If the watchdog cancelled slot `index`, absorb that cancel and say so."""
