@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -58,7 +59,15 @@ async def test_rate_limit_holds_across_three_processes_while_unlimited_tasks_flo
         lambda: _int_at_least(redis, free_done, 300), 10, "unlimited tasks behind them to finish"
     )
     t0 = float((await redis.lrange(starts, 0, 0))[0])
+    cpu0, wall0 = [_cpu_s(p.pid) for p in procs.started], time.monotonic()
     await asyncio.sleep(max(0.0, t0 + 10.2 - time.time()))
+    # Waiting on a limit is not busy: each process sleeps until the next reserved slot.
+    busy = [
+        (_cpu_s(p.pid) - c) / (time.monotonic() - wall0)
+        for p, c in zip(procs.started, cpu0, strict=True)
+    ]
+    print(f"CPU share of each worker while throttled: {', '.join(f'{b:.0%}' for b in busy)}")
+    assert max(busy) < 0.25
     times = [float(x) for x in await redis.lrange(starts, 0, -1)]
     in_window = sum(1 for t in times if t0 <= t < t0 + 10)
     print(f"rate limit 50/s, 3 processes: {in_window} started in 10 s ({in_window / 10:.1f}/s)")
@@ -68,6 +77,12 @@ async def test_rate_limit_holds_across_three_processes_while_unlimited_tasks_flo
     stats = await queue_stats(broker, Q)
     assert stats.dead == 0
     await stop_all(procs.started)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _int_at_least(redis: Redis, key: str, n: int) -> bool:
