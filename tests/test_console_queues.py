@@ -162,8 +162,10 @@ async def test_queues_screen_says_why_a_queue_is_not_moving(redis_url, prefix, r
             await pilot.press("j")
         await wait_until(
             pilot,
-            lambda: "orders: not moving · no live worker reads this queue (2 pending)"
-            in screen_text(app),
+            lambda: (
+                "orders: not moving · no live worker reads this queue (2 pending)"
+                in screen_text(app)
+            ),
             what="the diagnosis under the table",
         )
         assert "no consumer" in screen_text(app)  # the State cell, not "running"
@@ -172,3 +174,42 @@ async def test_queues_screen_says_why_a_queue_is_not_moving(redis_url, prefix, r
         await wait_until(
             pilot, lambda: "no live worker reads this queue" in screen_text(app), what="head"
         )
+
+
+async def test_queue_page_pages_pending_scheduled_and_active(redis_url, prefix, redis) -> None:
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    await broker.enqueue([TaskSpec("shop.pack", args=[i], queue="orders") for i in range(62)])
+    await broker.fetch("orders", 2, "w-test")  # two running
+    await broker.enqueue([TaskSpec("shop.ship", queue="orders", delay_s=600) for _ in range(3)])
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_queues(pilot, "orders")
+        table = screen.query_one("#queues", VimTable)
+        while table.cursor_key != "orders":
+            await pilot.press("j")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
+        page = app.screen
+        box, tasks = page.query_one("#tasks-box"), page.query_one("#tasks", VimTable)
+
+        def title_has(text: str) -> bool:
+            return text in str(box.border_title)
+
+        await wait_until(pilot, lambda: tasks.row_count == 20, what="the next 20 of default")
+        await pilot.press("v", "v")  # past "pending high" to "pending default"
+        await wait_until(pilot, lambda: title_has("Pending default (fetch order) · 1–50 of 60"))
+        assert tasks.row_count == 50
+        await pilot.press("right_square_bracket")
+        await wait_until(pilot, lambda: title_has("51–60 of 60"), what="second page")
+        assert tasks.row_count == 10
+        await pilot.press("right_square_bracket")  # no third page: stays
+        await pilot.press("left_square_bracket")
+        await wait_until(pilot, lambda: title_has("1–50 of 60"), what="back to the first page")
+        await pilot.press("v", "v")
+        await wait_until(pilot, lambda: title_has("Scheduled and retrying") and title_has("of 3"))
+        assert tasks.row_count == 3 and "due in 5" in screen_text(app)
+        await pilot.press("v")
+        await wait_until(pilot, lambda: title_has("Active") and title_has("1–2 of 2"))
+        assert "lease " in screen_text(app)
+        await pilot.press("v")
+        await wait_until(pilot, lambda: title_has("Next 20 tasks"), what="back to the start")

@@ -22,6 +22,7 @@ from spool_console.engine_host import ConsoleSnapshot, EngineUnavailable
 from spool_console.screens.base import SpoolScreen
 from spool_console.screens.detail import DetailScreen, as_json, fmt_ms_time, record_view
 from spool_console.screens.enqueue_form import EnqueueScreen
+from spool_console.task_views import PAGE, load_view, view_names
 from widgets.breakdown_table import BreakdownTable
 from widgets.depth_panel import DepthPanel
 from widgets.limits_panel import LimitsPanel, held_back
@@ -312,6 +313,9 @@ class QueueDetailScreen(QueueActions):
         Binding("p", "toggle_pause", "Pause/resume", id="queue.pause"),
         Binding("n", "enqueue", "Enqueue", id="queue.enqueue"),
         Binding("x", "cancel_task", "Cancel task", id="queue.cancel"),
+        Binding("v", "next_view", "View", id="queue.view"),
+        Binding("right_square_bracket", "page(1)", "Next page", key_display="]", id="queue.next"),
+        Binding("left_square_bracket", "page(-1)", "Prev page", key_display="[", id="queue.prev"),
     ]
     DESTRUCTIVE: ClassVar[frozenset[str]] = QueueActions.DESTRUCTIVE | {"cancel_task"}
     DEFAULT_CSS = """
@@ -330,6 +334,9 @@ class QueueDetailScreen(QueueActions):
     def __init__(self, queue: str) -> None:
         super().__init__()
         self.queue = queue
+        self._view = "next"
+        self._page_offset = 0
+        self._has_next = False
 
     def compose(self) -> ComposeResult:
         yield self.compose_status()
@@ -347,6 +354,7 @@ class QueueDetailScreen(QueueActions):
                 ("Args", "args"),
                 ("Attempts", "att"),
                 ("Enqueued", "ea"),
+                ("When", "when"),
                 id="tasks",
             )
             yield Static(
@@ -384,44 +392,36 @@ class QueueDetailScreen(QueueActions):
         if snap.connected:
             self._peek()
 
+    def action_next_view(self) -> None:
+        """`v`: the next view (next of each level, each level paged, scheduled, active)."""
+        views = view_names(self.host.snapshot.levels)
+        self._view = (
+            views[(views.index(self._view) + 1) % len(views)] if self._view in views else "next"
+        )
+        self._page_offset = 0
+        self._peek()
+
+    def action_page(self, step: int) -> None:
+        """`]` / `[`: the next or previous page of a paged view."""
+        if self._view == "next" or (step > 0 and not self._has_next):
+            return
+        self._page_offset = max(0, self._page_offset + step * PAGE)
+        self._peek()
+
     @work(exclusive=True, group="peek")
     async def _peek(self) -> None:
-        queue = self.queue
-
-        async def peek_all(b) -> list[TaskInfo]:
-            out: list[TaskInfo] = []
-            for level in b.keys(queue).levels:
-                out.extend(await queue_ops.peek(b, queue, level, self.PEEK))
-            return out
-
+        queue, view, offset = self.queue, self._view, self._page_offset
         try:
-            infos = await self.host.call(peek_all)
+            shown = await self.host.call(lambda b: load_view(b, queue, view, offset))
         except Exception:
             return
-
-        now = time.time()
-        rows = []
-        counters: dict[str, int] = {}
-        for info in infos:
-            pos = counters[info.priority] = counters.get(info.priority, 0) + 1
-            age = f"{now - info.enqueued_at_ms / 1000:,.1f} s ago" if info.enqueued_at_ms else "-"
-            args = as_json(info.args).replace("\n", " ")
-            rows.append(
-                (
-                    info.id,
-                    (
-                        info.priority,
-                        str(pos),
-                        info.id[:12],
-                        info.name,
-                        args[:40],
-                        str(info.attempts),
-                        age,
-                    ),
-                )
-            )
+        self._has_next = shown.has_next
+        self.query_one("#tasks-box").border_title = shown.title
+        rows = shown.rows
         self.query_one("#tasks", VimTable).sync(rows)
         empty = self.query_one("#tasks-empty", Static)
+        if view != "next":
+            empty.update("No tasks in this view (v: other views).")
         empty.display = not rows
 
     def action_open_task(self) -> None:
