@@ -47,10 +47,10 @@ def schedules_line(schedules: Sequence[ScheduleInfo], now_s: float) -> str:
     return "\n".join(lines)
 
 
-def state_label(paused: bool, diagnosis: Diagnosis | None) -> str:
+def state_label(paused: bool, diagnosis: Diagnosis | None, busy: bool = True) -> str:
     """The State cell: what the queue's diagnosis says first, in a word or two."""
     if diagnosis is None or not diagnosis.reasons:
-        return "‖ paused" if paused else "moving"
+        return "‖ paused" if paused else ("moving" if busy else "idle")
     code = diagnosis.reasons[0].code
     return "‖ paused" if code == "paused" else code.replace("_", " ")
 
@@ -221,7 +221,9 @@ class QueuesScreen(QueueActions):
                             f"{q.scheduled:,}",
                             f"{q.active:,}",
                             f"{q.dead:,}",
-                            state_label(q.paused, snap.diagnosis(q.queue)),
+                            state_label(
+                                q.paused, snap.diagnosis(q.queue), bool(q.pending + q.active)
+                            ),
                             fmt_ms(wait.p95_ms) if wait and wait.count else "-",
                         ),
                     )
@@ -236,7 +238,7 @@ class QueuesScreen(QueueActions):
                         f"{q.scheduled:,}",
                         f"{q.active:,}",
                         f"{q.dead:,}",
-                        state_label(q.paused, snap.diagnosis(q.queue)),
+                        state_label(q.paused, snap.diagnosis(q.queue), bool(q.pending + q.active)),
                         held_back(q.flow),
                         f"{per_queue.get('succeeded', {}).get(q.queue, 0):,}",
                         f"{per_queue.get('failed', {}).get(q.queue, 0):,}",
@@ -381,7 +383,10 @@ class QueueDetailScreen(QueueActions):
             head.update(f"[b]{self.queue}[/b] · unknown queue")
         else:
             depth = " · ".join(f"{lv} {stats.depth_by_level.get(lv, 0):,}" for lv in stats.levels)
-            state = "[b yellow]‖ PAUSED[/]" if stats.paused else "[green]running[/]"
+            diagnosis = snap.diagnosis(self.queue)
+            label = state_label(stats.paused, diagnosis, bool(stats.pending + stats.active))
+            color = "green" if diagnosis is None or diagnosis.moving else "b yellow"
+            state = "[b yellow]‖ PAUSED[/]" if stats.paused else f"[{color}]{label}[/]"
             head.update(
                 f"[b]{self.queue}[/b]  {state}  ·  pending {depth}"
                 f"  ·  scheduled {stats.scheduled:,}"
