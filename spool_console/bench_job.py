@@ -73,20 +73,25 @@ class BenchJob:
             self.future.set_exception(exc)
 
 
-def load_report(path: Path | None) -> BenchReport | None:
-    """The report saved by `save_report`, or None."""
+def load_reports(path: Path | None) -> dict[str, BenchReport]:
+    """The last finished report of each benchmark type, as `save_reports` kept them."""
     if path is None or not path.exists():
-        return None
+        return {}
     try:
-        return BenchReport.from_dict(orjson.loads(path.read_bytes()))
+        data = orjson.loads(path.read_bytes())
+        if "by_type" not in data:  # the older file: one report
+            data = {"by_type": {data["type"]: data}}
+        return {t: BenchReport.from_dict(d) for t, d in data["by_type"].items()}
     except (OSError, ValueError, TypeError, KeyError):
-        return None
+        return {}
 
 
-def save_report(path: Path | None, report: BenchReport) -> None:
-    """Keep the last report so the next run (even in a new session) compares against it."""
+def save_reports(path: Path | None, reports: dict[str, BenchReport]) -> None:
+    """Keep the last report of each type so the next run of that type (even in a new session)
+    compares against it."""
     if path is None:
         return
+    data = {"by_type": {t: r.to_dict() for t, r in reports.items()}}
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(orjson.dumps(report.to_dict()))
+        path.write_bytes(orjson.dumps(data))

@@ -67,6 +67,8 @@ class ConsoleSnapshot:
     dead_count: int = 0
     levels: tuple[str, ...] = ("high", "default", "low")
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: Why `pool` is None, in words for the scaler panels ("" when there is a pool).
+    no_pool_reason: str = ""
     schedules: tuple[ScheduleInfo, ...] = ()
     diagnoses: tuple[Diagnosis, ...] = ()  # one per queue of `queues`, same order
 
@@ -113,6 +115,7 @@ class EngineHost:
         self._side: list[asyncio.Task[Any]] = []
         self._last_totals: tuple[float, dict[str, int]] | None = None
         self._http: Any = None
+        self._notes: tuple[str, ...] = ()
         self._seq = 0
         self.snapshot = ConsoleSnapshot(
             seq=0,
@@ -276,6 +279,11 @@ class EngineHost:
     async def _start_engine(self) -> None:
         s = self.settings
         assert self.broker is not None
+        if s.read_only:
+            # Read-only observes: no queue registration, pool, demo load or HTTP API (it has
+            # write routes). Each would write to Redis.
+            self._notes = self._read_only_notes()
+            return
         if s.task_modules:
             from engine.worker.runner import import_task_modules
 
@@ -304,6 +312,21 @@ class EngineHost:
                 self._http = await start_http(
                     self.broker, address[0], address[1], token=s.api_token, pool=self.pool
                 )
+
+    def _read_only_notes(self) -> tuple[str, ...]:
+        s = self.settings
+        ignored = [
+            flag
+            for flag, asked in (
+                ("--demo", s.demo),
+                ("--http", s.http is not None),
+                (f"--workers {s.workers}", bool(s.workers)),
+            )
+            if asked
+        ]
+        if not ignored:
+            return ()
+        return (f"read-only: {', '.join(ignored)} ignored (each would write to Redis)",)
 
     async def _demo(self, run_demo_load: Callable[..., Awaitable[None]]) -> None:
         """The demo load, restarted after Redis outages."""
@@ -422,6 +445,8 @@ class EngineHost:
             embedded=embedded,
             uptime_s=self._clock() - self._started,
             levels=self.settings.engine_config().levels,
+            notes=self._notes,
+            no_pool_reason=self._no_pool_reason(),
             **values,
         )
         self.snapshot = snap  # one reference swap: readers on other threads see old or new
@@ -430,6 +455,15 @@ class EngineHost:
                 callback(snap)
             except Exception:
                 log.exception("snapshot listener failed")
+
+    def _no_pool_reason(self) -> str:
+        if self.pool is not None:
+            return ""
+        if self.settings.read_only:
+            return "read-only: no local worker pool, observing only"
+        if self.settings.workers == 0:
+            return "no local worker pool (--workers 0): observing only"
+        return "the local worker pool starts once Redis answers"
 
     async def _shutdown(self) -> None:
         for task in self._side:

@@ -18,6 +18,7 @@ async def test_fleet_table_bounds_pin_unpin(redis_url, prefix) -> None:
     app = make_app(settings)
     async with app.run_test(size=(160, 45), notifications=True) as pilot:
         await pilot.press("4")
+        await wait_until(pilot, lambda: isinstance(app.screen, WorkersScreen), what="screen 4")
         fleet = app.screen.query_one("#fleet", VimTable)
         await wait_until(
             pilot, lambda: app.host.pool is not None and fleet.row_count == 1, what="fleet row"

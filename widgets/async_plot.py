@@ -22,7 +22,15 @@ Draw = Callable[[Plot], None]
 
 
 class AsyncPlot(PlotextPlot):
-    """Call `draw(fn)` with a function that fills the plot; the picture follows shortly."""
+    """Call `draw(fn, title)` with a function that fills the plot; the picture follows shortly.
+
+    The title is the widget's border title, drawn by Textual: plotext drops a title wider than
+    the plot (80 columns) and a picture built for the old size leaves it blank after a resize.
+    """
+
+    DEFAULT_CSS = """
+    AsyncPlot { border: round $primary 50%; border-title-color: $text-accent; }
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -31,9 +39,10 @@ class AsyncPlot(PlotextPlot):
         self._lock = threading.Lock()  # one build at a time: the plot object is not thread-safe
         self._generation = 0
 
-    def draw(self, fn: Draw) -> None:
+    def draw(self, fn: Draw, title: str = "") -> None:
         """Replace what the chart shows; it is rebuilt off the message loop."""
         self._draw_fn = fn
+        self.border_title = title
         self._schedule()
 
     def on_resize(self) -> None:
@@ -44,7 +53,10 @@ class AsyncPlot(PlotextPlot):
             return
         self._generation += 1
         theme = self._get_plotext_theme_name(self.app.theme)
-        self._build(self._generation, self._draw_fn, self.size.width, self.size.height, theme)
+        size = self.content_size
+        if not size.area:
+            return
+        self._build(self._generation, self._draw_fn, size.width, size.height, theme)
 
     @work(thread=True, group="plot")
     def _build(self, generation: int, fn: Draw, width: int, height: int, theme: str) -> None:

@@ -6,8 +6,20 @@ from collections.abc import Sequence
 
 from engine.metrics.snapshot import LatencyPoint
 from widgets.async_plot import AsyncPlot
+from widgets.throughput_chart import chart_span
 
-LINES = (("p50", "green"), ("p95", "yellow"), ("p99", "red"))
+LINES = (("p50", "green", "dot"), ("p95", "yellow", "braille"), ("p99", "red", "braille"))
+#: A p99 this many times the highest p95 is an outlier: it may not set the y-axis for the rest.
+OUTLIER_FACTOR = 3.0
+
+
+def fmt_latency(ms: float) -> str:
+    """A latency with its unit: `3.21 ms`, `412 ms`, `62.53 s`."""
+    if ms >= 1000:
+        return f"{ms / 1000:,.2f} s"
+    if ms >= 100:
+        return f"{ms:,.0f} ms"
+    return f"{ms:,.2f} ms"
 
 
 class LatencyChart(AsyncPlot):
@@ -17,9 +29,7 @@ class LatencyChart(AsyncPlot):
     LatencyChart { height: 1fr; min-height: 6; }
     """
 
-    def __init__(
-        self, *, span_s: int = 300, title: str = "End-to-end latency (ms)", **kwargs
-    ) -> None:
+    def __init__(self, *, span_s: int = 180, title: str = "End-to-end latency", **kwargs) -> None:
         super().__init__(**kwargs)
         self.span_s = span_s
         self.title = title
@@ -32,37 +42,39 @@ class LatencyChart(AsyncPlot):
         """Redraw from the metrics snapshot's latency series."""
         pts = [p for p in points if p.summary.count]
         newest = max((p.start_s for p in pts), default=0)
-        pts = [p for p in pts if newest - p.start_s < self.span_s]
+        first = min((p.start_s for p in pts), default=newest)
+        # The same window as the throughput chart beside it, so the two read together.
+        span = chart_span(self.span_s, first, newest)
+        pts = [p for p in pts if newest - p.start_s < span]
         xs = [p.start_s - newest for p in pts]
         lines = []
-        for name, color in LINES:
+        for name, color, marker in LINES:
             ys = [getattr(p.summary, f"{name}_ms") for p in pts]
             self.latest[name] = ys[-1] if ys else 0.0
             if xs:
-                lines.append((ys, name, color))
-        if 0 < self.size.width < 80:  # plotext drops a title wider than the plot
-            pairs = [(n, self.latest.get(n, 0.0)) for n, _ in LINES]
-            if max(v for _, v in pairs) < 1000:
-                title = "Latency ms: " + " ".join(f"{n} {v:.0f}" for n, v in pairs)
-            else:  # "1,341" thrice (and the wider axis) no longer fit half of 80 columns
-                title = "Latency s: " + " ".join(f"{n} {_seconds(v)}" for n, v in pairs)
+                lines.append((ys, name, color, marker))
+        p95_top = max((p.summary.p95_ms for p in pts), default=0.0)
+        p99_top = max((p.summary.p99_ms for p in pts), default=0.0)
+        top = None
+        clipped = ""
+        if p95_top and p99_top > OUTLIER_FACTOR * p95_top:
+            top = OUTLIER_FACTOR * p95_top
+            clipped = f" · p99 off scale, max {fmt_latency(p99_top)}"
+        if 0 < self.size.width < 80:  # the short title of a narrow chart
+            now = " ".join(f"{n} {fmt_latency(self.latest.get(n, 0.0))}" for n, *_ in LINES)
+            title = f"Latency: {now}"
         else:
-            now = " · ".join(f"{n} {self.latest.get(n, 0.0):,.1f}" for n, _ in LINES)
-            title = f"{self.title} — {now}"
-        span = self.span_s
+            now = " · ".join(f"{n} {fmt_latency(self.latest.get(n, 0.0))}" for n, *_ in LINES)
+            title = f"{self.title} — {now}{clipped}"
 
         def draw(plt) -> None:
-            for ys, label, color in lines:
-                plt.plot(xs, ys, label=label, color=color, marker="braille")
+            for ys, label, color, marker in lines:
+                plt.plot(xs, ys, label=label, color=color, marker=marker)
             if not lines:
                 plt.plot([-span, 0], [0, 0], color="gray")
-            plt.title(title)
             plt.xlabel("seconds ago")
-            plt.ylim(0, None)
+            plt.xlim(-span, 0)
+            plt.ylabel("ms")
+            plt.ylim(0, top)
 
-        self.draw(draw)
-
-
-def _seconds(ms: float) -> str:
-    """A latency in seconds, in at most three characters: "0.4", "1.3", "12"."""
-    return f"{ms / 1000:.1f}" if ms < 9950 else f"{ms / 1000:.0f}"
+        self.draw(draw, title)

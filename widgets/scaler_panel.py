@@ -23,10 +23,12 @@ class ScalerPanel(Static):
         super().__init__("no local pool", **kwargs)
         self.decisions = decisions
 
-    def show(self, pool: PoolSnapshot | None, now_s: float | None = None) -> None:
-        """Redraw from the local pool snapshot (None with `--workers 0`)."""
+    def show(
+        self, pool: PoolSnapshot | None, now_s: float | None = None, absent: str = "no local pool"
+    ) -> None:
+        """Redraw from the local pool snapshot; `absent` says why there is none."""
         if pool is None:
-            self.update(Text("no local worker pool (--workers 0): observing only", style="dim"))
+            self.update(Text(absent, style="dim"))
             return
         now_s = time.time() if now_s is None else now_s
         narrow = 0 < self.size.width < 60

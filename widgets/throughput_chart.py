@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 from widgets.async_plot import AsyncPlot
 
-SERIES = (("started", "blue"), ("succeeded", "green"), ("failed", "red"))
+#: Each series has its own marker as well as its colour: under NO_COLOR only the marker tells
+#: them apart (and "failed" must not be the faint one).
+SERIES = (("started", "blue", "dot"), ("succeeded", "green", "braille"), ("failed", "red", "x"))
+
+
+def chart_span(span_s: int, first_s: float, newest_s: float) -> int:
+    """Seconds a time chart shows: from a little before the first activity (at least a minute)
+    to now, at most `span_s`. Shared by the dashboard's charts so their x-axes match."""
+    return int(min(span_s, max(60, newest_s - first_s + 5)))
 
 
 class ThroughputChart(AsyncPlot):
@@ -31,32 +39,32 @@ class ThroughputChart(AsyncPlot):
         # Leading seconds before any process reported anything are not "zero throughput":
         # start the axis a little before the first activity (but show at least a minute).
         first = min((sec for s in series.values() for sec, n in s if n), default=newest)
-        span = min(self.span_s, max(60, newest - first + 5))
+        span = chart_span(self.span_s, first, newest)
         lines = []
-        for event, color in SERIES:
+        for event, color, marker in SERIES:
             points = [(sec - newest, n) for sec, n in series.get(event, ()) if newest - sec < span]
             # The newest second is still filling up: leave it out so the line does not dip.
             points = points[:-1]
             self.last_values[event] = points[-1][1] if points else 0
             if points:
-                lines.append(([p[0] for p in points], [p[1] for p in points], event, color))
+                lines.append(([p[0] for p in points], [p[1] for p in points], event, color, marker))
         v = self.last_values
-        if 0 < self.size.width < 80:  # plotext drops a title wider than the plot
+        if 0 < self.size.width < 80:  # the short title of a narrow chart
             title = (
                 f"Throughput/s: start {v.get('started', 0):,} ok {v.get('succeeded', 0):,}"
                 f" fail {v.get('failed', 0):,}"
             )
         else:
-            now = " · ".join(f"{e} {v.get(e, 0):,}/s" for e, _ in SERIES)
+            now = " · ".join(f"{e} {v.get(e, 0):,}/s" for e, *_ in SERIES)
             title = f"{self.title} — {now}"
 
         def draw(plt) -> None:
-            for xs, ys, label, color in lines:
-                plt.plot(xs, ys, label=label, color=color, marker="braille")
+            for xs, ys, label, color, marker in lines:
+                plt.plot(xs, ys, label=label, color=color, marker=marker)
             if not lines:
                 plt.plot([-span, 0], [0, 0], color="gray")
-            plt.title(title)
             plt.xlabel("seconds ago")
+            plt.xlim(-span, 0)
             plt.ylim(0, None)
 
-        self.draw(draw)
+        self.draw(draw, title)

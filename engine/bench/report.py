@@ -103,13 +103,18 @@ class BenchReport:
     cores: int = 0
     load_1m: float | None = None
     timed_out: bool = False
+    #: Stopped early by the caller: tasks never run are not errors, and the run is no baseline.
+    cancelled: bool = False
     notes: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
 
     # -- derived -------------------------------------------------------------------------------
     @property
     def error_rate(self) -> float:
-        """Share of offered tasks that did not succeed."""
+        """Share of offered tasks that did not succeed (of those that ran, when cancelled)."""
+        if self.cancelled:
+            ran = self.completed + self.dead
+            return self.dead / ran if ran else 0.0
         return (
             0.0
             if not self.tasks

@@ -98,7 +98,9 @@ async def run_benchmark(
             else:
                 report = await run_single(ctx, info, params)
             if ctx.cancelled:
-                report = dataclasses.replace(report, notes=(*report.notes, "cancelled by caller"))
+                report = dataclasses.replace(
+                    report, cancelled=True, notes=(*report.notes, "cancelled by caller")
+                )
             ctx.emit("done", report.completed, report.tasks + report.backlog_low)
             return report
     finally:

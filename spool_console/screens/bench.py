@@ -18,7 +18,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 from engine.bench.params import TYPES, BenchParams
 from engine.bench.progress import BenchProgress
 from engine.bench.report import BenchReport
-from spool_console.bench_job import BenchJob, load_report, save_report
+from spool_console.bench_job import BenchJob, load_reports, save_reports
 from spool_console.engine_host import ConsoleSnapshot
 from spool_console.screens.base import SpoolScreen
 from widgets.bench_chart import BenchChart
@@ -97,6 +97,8 @@ class BenchScreen(SpoolScreen):
         self.job: BenchJob | None = None
         self.report: BenchReport | None = None
         self.previous: BenchReport | None = None
+        #: The last finished run of each type: a run is compared with one of its own type.
+        self.previous_runs: dict[str, BenchReport] = {}
         self._drawn = 0
 
     @property
@@ -122,12 +124,18 @@ class BenchScreen(SpoolScreen):
                     with Horizontal():
                         yield Label(label)
                         yield Input(compact=True, id=f"f-{name}")
-                yield Button("Run (r)", id="run", compact=True, variant="primary")
+                if not self.spool.read_only:
+                    yield Button("Run (r)", id="run", compact=True, variant="primary")
             with Vertical(id="live", classes="panel") as box:
                 box.border_title = "Live"
                 yield ProgressBar(total=1, show_eta=False, id="progress")
-                yield Static("idle: choose a type and parameters, then press r", id="progress-line")
-                yield BenchChart(id="bench-chart")
+                yield Static(
+                    "read-only: benchmarks write to Redis, so they are off"
+                    if self.spool.read_only
+                    else "idle: choose a type and parameters, then press r",
+                    id="progress-line",
+                )
+                yield BenchChart(id="bench-chart", runnable=not self.spool.read_only)
         with Horizontal(id="bench-reports"):
             with VerticalScroll(id="this-box", classes="panel") as box:
                 box.border_title = "This run"
@@ -138,11 +146,15 @@ class BenchScreen(SpoolScreen):
         yield self.compose_footer()
 
     def on_mount(self) -> None:
-        self.previous = load_report(self.store)
+        self.previous_runs = load_reports(self.store)
+        self.previous = max(self.previous_runs.values(), key=lambda r: r.started_at, default=None)
         self._fill_defaults("quick")
         if self.previous is not None:
             self.query_one("#prev-report", Static).update(
-                Text("Last saved run (the next run is compared with it):\n\n", style="bold")
+                Text(
+                    f"Last saved run (the next {self.previous.type} run is compared with it):\n\n",
+                    style="bold",
+                )
                 + report_view(self.previous)
             )
         self.set_interval(0.25, self._poll)
@@ -171,19 +183,28 @@ class BenchScreen(SpoolScreen):
         self._fill_defaults(str(event.value))
 
     def params(self) -> BenchParams:
-        """The form as BenchParams (raises ValueError with a message)."""
+        """The form as BenchParams (raises ValueError with a message naming the field)."""
         type_ = str(self.query_one("#type", Select).value)
         raw = {name: self.query_one(f"#f-{name}", Input).value.strip() for name, _ in FIELDS}
-        try:
-            overrides: dict[str, Any] = {
-                "tasks": int(raw["tasks"]) if raw["tasks"] else None,
-                "workers": int(raw["workers"]) if raw["workers"] else None,
-                "rate": float(raw["rate"]) if raw["rate"] else None,
-                "duration_s": float(raw["duration_s"]) if raw["duration_s"] else None,
-                "task": raw["task"] or None,
-            }
-        except ValueError as exc:
-            raise ValueError(f"not a number: {exc}") from None
+        labels = dict(FIELDS)
+        overrides: dict[str, Any] = {"task": raw["task"] or None}
+        for name, cast in (
+            ("tasks", int),
+            ("workers", int),
+            ("rate", float),
+            ("duration_s", float),
+        ):
+            if not raw[name]:
+                overrides[name] = None
+                continue
+            try:
+                value = cast(raw[name].replace(",", "").replace("_", ""))
+            except ValueError:
+                kind = "a whole number" if cast is int else "a number"
+                raise ValueError(f"{labels[name]}: {raw[name]!r} is not {kind}") from None
+            if not value > 0:  # also refuses NaN
+                raise ValueError(f"{labels[name]}: must be above 0 (got {raw[name]})")
+            overrides[name] = value
         params = BenchParams.for_type(type_, **overrides)
         if not raw["workers"] and params.workers is not None:
             params = params.replace(workers=None)  # blank: the auto-scaler decides
@@ -198,16 +219,18 @@ class BenchScreen(SpoolScreen):
         if action == "run":
             return not running and self.host.snapshot.connected
         if action == "cancel":
-            return running
+            return True if running else None  # listed (dimmed) when idle, so help shows it
         return True
 
     @on(Button.Pressed, "#run")
+    @on(Input.Submitted)
     def _run_pressed(self) -> None:
+        """The Run button, or enter in any field."""
         self.action_run()
 
     def action_run(self) -> None:
         """`r`: start the benchmark described by the form."""
-        if self.job is not None and not self.job.future.done():
+        if self.spool.read_only or (self.job is not None and not self.job.future.done()):
             return
         url = self.host.redis_url
         if url is None or not self.host.snapshot.connected:
@@ -217,6 +240,7 @@ class BenchScreen(SpoolScreen):
             params = self.params()
         except ValueError as exc:
             self.notify(str(exc), severity="error")
+            self.query_one("#progress-line", Static).update(Text(f"not run: {exc}", style="red"))
             return
         self.job = BenchJob(url, params).start()
         self._drawn = 0
@@ -272,20 +296,28 @@ class BenchScreen(SpoolScreen):
         self.refresh_bindings()
 
     def show_report(self, report: BenchReport) -> None:
-        """Show a finished report beside the previous one, then make it the previous."""
+        """Show a finished report beside the previous run of its type; a finished (not
+        cancelled) run becomes the baseline of the next run of that type."""
         self.report = report
         self.query_one("#this-report", Static).update(report_view(report))
-        prev = self.previous
+        prev = self.previous_runs.get(report.type)
         box = self.query_one("#prev-report", Static)
         if prev is not None:
             box.update(compare_view(report.compare(prev)))
         else:
-            box.update("no previous run: the next run is compared with this one")
-        verdict = "cancelled" if self.job is not None and self.job.cancelled else "finished"
+            box.update(
+                f"no previous {report.type} run: the next {report.type} run is compared with"
+                + (" the next finished one" if report.cancelled else " this one")
+            )
+        verdict = "cancelled" if report.cancelled else "finished"
         self.query_one("#progress-line", Static).update(
             f"{verdict}: {report.completed:,}/{report.tasks:,} tasks"
             f" · {report.throughput:,.0f} tasks/s"
         )
         self.notify(f"benchmark {report.type} {verdict}: {report.throughput:,.0f} tasks/s")
+        if report.cancelled:
+            return  # a cut-short run is no baseline
+        self.previous_runs[report.type] = report
         self.previous = report
-        save_report(self.store, report)
+        if not self.spool.read_only:
+            save_reports(self.store, self.previous_runs)

@@ -81,7 +81,7 @@ class DashboardScreen(SpoolScreen):
         self.query_one(DepthPanel).show(snap.queues, bar_width=10 if narrow else 30, compact=short)
         scaler = self.query_one(ScalerPanel)
         scaler.decisions = 1 if short else 4
-        scaler.show(snap.pool, now_s=snap.taken_at_s)
+        scaler.show(snap.pool, now_s=snap.taken_at_s, absent=snap.no_pool_reason)
         stuck = [d for d in snap.diagnoses if not d.moving]
         line = self.query_one("#stuck", Static)
         line.set_class(bool(stuck), "-shown")

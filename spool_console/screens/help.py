@@ -26,8 +26,10 @@ def binding_rows(
             where, rank = ("everywhere", 2) if b.id else ("system", 3)
         elif isinstance(node, Screen):
             where, rank = ("this screen", 0) if b.id else ("system", 3)
-        else:
+        elif isinstance(node, VimTable):
             where, rank = ("table", 1)
+        else:  # a form field's own editing keys (a dropdown's, an input's): not this screen's
+            continue
         desc = b.description or b.action.replace("_", " ")
         display = b.key_display or key
         name = f"{desc}|{where}"

@@ -191,7 +191,12 @@ class QueuesScreen(QueueActions):
                 yield BreakdownTable("task", id="task-breakdown")
         yield Static("", id="why")
         yield Static("", id="schedules")
-        yield Static("enter opens a queue · p pauses/resumes · n enqueues a test task", id="hint")
+        yield Static(
+            "enter opens a queue"
+            if self.spool.read_only
+            else "enter opens a queue · p pauses/resumes · n enqueues a test task",
+            id="hint",
+        )
         yield self.compose_footer()
 
     def on_mount(self) -> None:

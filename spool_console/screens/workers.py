@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Button, Input, Label
 
 from engine.worker.pool import WorkerPool
@@ -20,6 +21,12 @@ from widgets.scaler_panel import ScalerPanel
 from widgets.slots_table import SlotsTable
 from widgets.status_bar import fmt_duration
 from widgets.vim_table import VimTable
+
+T = TypeVar("T")
+#: The most slots one console's pool may be given (asyncio tasks; far above any real need).
+MAX_CONCURRENCY = 10_000
+#: Quiet time after a control before its toast shows (key repeat is ~30 ms apart).
+TOAST_AFTER_S = 0.3
 
 
 class NumbersScreen(ModalScreen[tuple[int, ...] | None]):
@@ -39,10 +46,13 @@ class NumbersScreen(ModalScreen[tuple[int, ...] | None]):
         Binding("escape", "cancel", "Cancel", id="numbers.cancel")
     ]
 
-    def __init__(self, title: str, fields: list[tuple[str, int]]) -> None:
+    def __init__(
+        self, title: str, fields: list[tuple[str, int]], *, ascending: bool = False
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.fields = fields
+        self.ascending = ascending  # each value at least the one before (min ≤ max)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -66,8 +76,15 @@ class NumbersScreen(ModalScreen[tuple[int, ...] | None]):
         except ValueError:
             self.query_one("#error", Label).update("whole numbers only")
             return
+        error = ""
         if any(v < 1 for v in values):
-            self.query_one("#error", Label).update("must be at least 1")
+            error = "must be at least 1"
+        elif any(v > MAX_CONCURRENCY for v in values):
+            error = f"must be at most {MAX_CONCURRENCY:,}"
+        elif self.ascending and list(values) != sorted(values):
+            error = f"{self.fields[0][0].lower()} must not exceed {self.fields[-1][0].lower()}"
+        if error:  # the dialog stays open with what was typed
+            self.query_one("#error", Label).update(error)
             return
         self.dismiss(values)
 
@@ -115,6 +132,7 @@ class WorkersScreen(SpoolScreen):
     def __init__(self) -> None:
         super().__init__()
         self.narrow = False
+        self._toast: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield self.compose_status()
@@ -223,7 +241,9 @@ class WorkersScreen(SpoolScreen):
                 )
             )
         self.query_one("#fleet", VimTable).sync(rows)
-        self.query_one(ScalerPanel).show(snap.pool, now_s=snap.taken_at_s)
+        self.query_one(ScalerPanel).show(
+            snap.pool, now_s=snap.taken_at_s, absent=snap.no_pool_reason
+        )
         self.query_one(SlotsTable).show(snap.pool)
         self.refresh_bindings()
 
@@ -237,23 +257,32 @@ class WorkersScreen(SpoolScreen):
 
     def action_max_up(self) -> None:
         """`+`: raise the maximum by one."""
-        lo, hi = self._bounds()
-        self._set_bounds(lo, hi + 1)
+        self._step(lambda lo, hi: (lo, hi + 1))
 
     def action_max_down(self) -> None:
-        """`-`: lower the maximum by one (not below the minimum)."""
-        lo, hi = self._bounds()
-        self._set_bounds(min(lo, max(1, hi - 1)), max(1, hi - 1))
+        """`-`: lower the maximum by one (the minimum follows)."""
+        self._step(lambda lo, hi: (min(lo, max(1, hi - 1)), max(1, hi - 1)))
 
     def action_min_up(self) -> None:
         """`>`: raise the minimum by one (the maximum follows)."""
-        lo, hi = self._bounds()
-        self._set_bounds(lo + 1, max(hi, lo + 1))
+        self._step(lambda lo, hi: (lo + 1, max(hi, lo + 1)))
 
     def action_min_down(self) -> None:
         """`<`: lower the minimum by one."""
-        lo, hi = self._bounds()
-        self._set_bounds(max(1, lo - 1), hi)
+        self._step(lambda lo, hi: (max(1, lo - 1), hi))
+
+    def _step(self, change: Callable[[int, int], tuple[int, int]]) -> None:
+        """Apply `change` to the pool's bounds as they are when it runs, not as last drawn:
+        ten quick presses are ten steps even before a snapshot shows the first."""
+
+        def apply(pool: WorkerPool) -> tuple[int, int]:
+            current = pool.scaler.settings
+            lo, hi = change(current.min_concurrency, current.max_concurrency)
+            lo, hi = min(lo, MAX_CONCURRENCY), min(hi, MAX_CONCURRENCY)
+            pool.set_bounds(lo, hi)
+            return lo, hi
+
+        self._control(apply, lambda bounds: f"bounds now {bounds[0]:,}–{bounds[1]:,}")
 
     def action_bounds(self) -> None:
         """`b`: type new min/max."""
@@ -262,13 +291,13 @@ class WorkersScreen(SpoolScreen):
         def done(values: tuple[int, ...] | None) -> None:
             if values:
                 lo2, hi2 = values
-                if lo2 > hi2:
-                    self.notify("min must not exceed max", severity="error")
-                    return
-                self._set_bounds(lo2, hi2)
+                self._control(
+                    lambda p: p.set_bounds(lo2, hi2), lambda _: f"bounds now {lo2:,}–{hi2:,}"
+                )
 
         self.app.push_screen(
-            NumbersScreen("Auto-scaler bounds", [("Minimum", lo), ("Maximum", hi)]), done
+            NumbersScreen("Auto-scaler bounds", [("Minimum", lo), ("Maximum", hi)], ascending=True),
+            done,
         )
 
     def action_pin(self) -> None:
@@ -279,23 +308,24 @@ class WorkersScreen(SpoolScreen):
         def done(values: tuple[int, ...] | None) -> None:
             if values:
                 n = values[0]
-                self._control(lambda p: p.pin(n), f"pinned at {n}")
+                self._control(lambda p: p.pin(n), lambda _: f"pinned at {n:,}")
 
         self.app.push_screen(NumbersScreen("Pin concurrency", [("Concurrency", current)]), done)
 
     def action_unpin(self) -> None:
         """`u`: back to automatic scaling."""
-        self._control(lambda p: p.unpin(), "unpinned: automatic scaling")
-
-    def _set_bounds(self, lo: int, hi: int) -> None:
-        self._control(lambda p: p.set_bounds(lo, hi), f"bounds now {lo}–{hi}")
+        self._control(lambda p: p.unpin(), lambda _: "unpinned: automatic scaling")
 
     @work(group="pool-control")
-    async def _control(self, fn: Callable[[WorkerPool], Any], message: str) -> None:
+    async def _control(self, fn: Callable[[WorkerPool], T], message: Callable[[T], str]) -> None:
         try:
-            await self.host.call_pool(fn)
+            result = await self.host.call_pool(fn)
         except Exception as exc:
             self.notify(f"could not change the pool: {exc}", severity="error")
             return
-        self.notify(message)
+        # A burst of presses gets one toast, with the final figure, once the keys pause.
+        if self._toast is not None:
+            self._toast.stop()
+        text = message(result)
+        self._toast = self.set_timer(TOAST_AFTER_S, lambda: self.notify(text))
         self.host.refresh_soon()
