@@ -10,17 +10,20 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 
+from engine.queues import task_status
 from spool_console.engine_host import EngineHost
 from spool_console.screens.base import SpoolScreen
 from spool_console.screens.bench import BenchScreen
 from spool_console.screens.dashboard import DashboardScreen
 from spool_console.screens.dead import DeadScreen
+from spool_console.screens.find_task import FindTaskScreen
 from spool_console.screens.help import HelpScreen
-from spool_console.screens.queues import QueuesScreen
+from spool_console.screens.queues import QueuesScreen, task_view
 from spool_console.screens.workers import WorkersScreen
 from spool_console.settings import Settings
 
@@ -46,6 +49,7 @@ class SpoolApp(App[int]):
         Binding("4", "show('workers')", "Workers", id="screen.workers", group=_SCREENS),
         Binding("5", "show('bench')", "Benchmarks", id="screen.bench", group=_SCREENS),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("t", "find_task", "Find task", id="app.find_task"),
         # `:` replaces Textual's default palette key, so ctrl+p is declared as well.
         # Neither is a priority binding: typing `:` in an input must type it.
         Binding("colon", "command_palette", "Palette", key_display=":", id="app.palette"),
@@ -137,6 +141,25 @@ class SpoolApp(App[int]):
         if self.current_mode != mode:
             await self.switch_mode(mode)
         self.pump(force=True)
+
+    def action_find_task(self) -> None:
+        """`t`: ask for a task id, then show that task whole (from any screen)."""
+        if not isinstance(self.screen, ModalScreen):
+            self.push_screen(FindTaskScreen(), self._show_task)
+
+    @work(group="find-task")
+    async def _show_task(self, task_id: str | None) -> None:
+        if not task_id:
+            return
+        try:
+            info = await self.host.call(lambda b: task_status(b, task_id))
+        except Exception as exc:
+            self.notify(f"cannot look up {task_id}: {exc}", severity="error")
+            return
+        if info is None:
+            self.notify(f"no task {task_id} in any queue", severity="warning")
+            return
+        self.push_screen(task_view(info))
 
     def action_help(self) -> None:
         """`?`: the keys of this screen, from its live bindings."""

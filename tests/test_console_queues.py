@@ -10,6 +10,7 @@ from engine.queues import queue_stats, task_status
 from engine.task import TaskSpec, TaskState
 from spool_console.screens.detail import DetailScreen
 from spool_console.screens.enqueue_form import EnqueueScreen
+from spool_console.screens.find_task import FindTaskScreen
 from spool_console.screens.queues import QueueDetailScreen, QueuesScreen
 from spool_console.testing import make_app, make_settings, screen_text, wait_until
 from widgets.vim_table import VimTable
@@ -213,3 +214,27 @@ async def test_queue_page_pages_pending_scheduled_and_active(redis_url, prefix, 
         assert "lease " in screen_text(app)
         await pilot.press("v")
         await wait_until(pilot, lambda: title_has("Next 20 tasks"), what="back to the start")
+
+
+async def test_t_finds_a_task_by_id_from_any_screen(redis_url, prefix, redis) -> None:
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    (task_id,) = await broker.enqueue([TaskSpec("shop.pack", args=[41], queue="orders")])
+    app = make_app(
+        make_settings(redis_url, prefix),
+    )
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        await pilot.press("3")  # from the dead letters screen
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, FindTaskScreen))
+        await pilot.press(*task_id, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen), what="task shown")
+        await wait_until(
+            pilot, lambda: "shop.pack" in screen_text(app) and "41" in screen_text(app)
+        )
+        await pilot.press("escape")
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, FindTaskScreen))
+        await pilot.press(*"nope", "enter")
+        await wait_until(
+            pilot, lambda: any("no task nope" in n.message for n in app._notifications)
+        )
