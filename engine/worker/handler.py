@@ -65,12 +65,16 @@ class HandlerRunner:
         default_timeout_s: float | None,
         threads: int,
         clock: Callable[[], float],
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.registry = registry
         self.worker_id = worker_id
         self.default_timeout_s = default_timeout_s
         self._clock = clock
+        # Stamps of when a handler started and finished: on the server's time base (see
+        # engine/clock.py), as the enqueue and fetch stamps they are compared with.
+        self._wall = wall
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spool-sync")
         self.stuck: set[Future[Any]] = set()
         self._deadlines: dict[int, float] = {}  # slot index -> monotonic deadline
@@ -88,7 +92,7 @@ class HandlerRunner:
         A `CancelledError` that is not the watchdog's (a shutdown past the grace period)
         propagates: the task is then released, not failed.
         """
-        started = time.time()
+        started = self._wall()
         outcome: Outcome
         if t.decode_error is not None:
             outcome = failed(
@@ -101,13 +105,13 @@ class HandlerRunner:
                 retryable=False,
                 worker=self.worker_id,
             )
-            return outcome, started, time.time()
+            return outcome, started, self._wall()
         definition = self.registry.get(t.name)
         if definition is None:  # the fetcher routes these; a registry changed since then
-            return handed_back(t), started, time.time()
+            return handed_back(t), started, self._wall()
         if t.id in self.cancel_requested:  # cancelled before it started: do not run it
             self.cancel_requested.discard(t.id)
-            return cancelled(t), started, time.time()
+            return cancelled(t), started, self._wall()
         if tracing.tracer is None:
             outcome = await self._call(t, definition, index, started)
             if outcome.kind != "s":
@@ -117,7 +121,7 @@ class HandlerRunner:
                 outcome = await self._call(t, definition, index, started)
                 if outcome.kind != "s":
                     tracing.record_failure(span, *_log_failure(outcome))
-        return outcome, started, time.time()
+        return outcome, started, self._wall()
 
     async def _call(
         self, t: FetchedTask, definition: TaskDef, index: int, started: float
@@ -135,7 +139,7 @@ class HandlerRunner:
                 value = await self._run_async(definition.fn, t.args, kwargs, timeout, index)
             else:
                 value = await self._run_sync(definition.fn, t.args, kwargs, timeout)
-            outcome = succeeded(t, value, int(started * 1000), int(time.time() * 1000))
+            outcome = succeeded(t, value, int(started * 1000), int(self._wall() * 1000))
         except HandlerTimeout as exc:
             outcome = failed(
                 t,

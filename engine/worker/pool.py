@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from engine import __version__, flow
 from engine.broker import Broker
 from engine.builtin_tasks import register_builtins
+from engine.clock import ServerClock
 from engine.metrics.publisher import SnapshotPublisher
 from engine.metrics.recorder import MetricsRecorder
 from engine.task import TaskRegistry, default_registry
@@ -43,6 +44,8 @@ log = logging.getLogger("spool.worker")
 # Time the drain gives outcome writes even with no grace left, and how long past the grace
 # period a drain may take in all (Redis steps that hang are abandoned by then).
 _SETTLE_FLOOR_S = 2.0
+# How often the offset to the server's clock is measured again (clocks drift slowly).
+_CLOCK_SYNC_S = 30.0
 _DRAIN_EXTRA_S = 5.0
 
 
@@ -64,6 +67,7 @@ class WorkerPool:
         recorder: MetricsRecorder | None = None,
         worker_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker
         self.settings = s = settings or PoolSettings()
@@ -74,8 +78,12 @@ class WorkerPool:
         self._clock = clock
         self.scaler = make_scaler(s, clock)
         self.health = RedisHealth()
+        # One time base for stage timings: local stamps are moved onto the server's clock.
+        self.server_clock = ServerClock(broker.redis, wall=wall_clock)
         self.leases = Leases(broker)
-        self.settler = Settler(broker, self.leases, self.health, self.recorder)
+        self.settler = Settler(
+            broker, self.leases, self.health, self.recorder, wall=self.server_clock.now
+        )
         self.runner = HandlerRunner(
             broker.config,
             self.registry,
@@ -83,6 +91,7 @@ class WorkerPool:
             default_timeout_s=s.default_timeout_s,
             threads=s.thread_pool_size,
             clock=clock,
+            wall=self.server_clock.now,
         )
         self._local = LocalPriorityQueue()
         self.slots = Slots(self._local, self.runner, self.settler, self.leases, self.scaler, clock)
@@ -122,6 +131,7 @@ class WorkerPool:
         self.duties.add("reaper", maintenance.interval_s, maintenance.run_once)
         self.duties.add("watchdog", s.watchdog_tick_s, self.slots.enforce_timeouts)
         self.duties.add("auto-scaling", s.scaler_tick_s, self.scaling.tick)
+        self.duties.add("server clock", _CLOCK_SYNC_S, self._sync_clock)
         self._stopping = False
         self._stopped = asyncio.Event()
         self._started_mono = clock()
@@ -170,6 +180,7 @@ class WorkerPool:
     async def start(self) -> None:
         """Register the process and start fetching."""
         await self.broker.register_queues(self.settings.queues)
+        await self._sync_clock()  # before the first task is stamped
         await flow.publish_limits(self.broker, self.settings.queues, self.registry)
         if self.settings.max_wait_s is not None:
             for queue in self.settings.queues:
@@ -285,6 +296,16 @@ class WorkerPool:
             pinned=self.scaler.pinned,
             tasks=tuple(self.registry.names()),
         )
+
+    async def _sync_clock(self) -> None:
+        offset = self.server_clock.offset_s
+        new = await self.server_clock.sync()
+        if abs(new - offset) > 1.0:
+            log.warning(
+                "this host's clock is %+.3f s off the Redis server's; stage timings use the"
+                " server's",
+                -new,
+            )
 
     async def _heartbeat_once(self) -> None:
         await registry.heartbeat(self.broker.redis, self.broker.globals, self.record())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from redis.exceptions import (
     ClusterDownError,
@@ -53,9 +54,15 @@ class Settler:
     """
 
     def __init__(
-        self, broker: Broker, leases: Leases, health: RedisHealth, recorder: MetricsRecorder
+        self,
+        broker: Broker,
+        leases: Leases,
+        health: RedisHealth,
+        recorder: MetricsRecorder,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker
+        self._wall = wall  # the server's time base, as the handler runner's stamps
         self.leases = leases
         self.health = health
         self.recorder = recorder
@@ -151,7 +158,7 @@ class Settler:
             settling.difference_update(o.task.id for o, _, _ in items)
         written = [(item, ok) for item, ok in zip(items, flags, strict=True) if ok is not None]
         if written:
-            self._account(queue, [i for i, _ in written], [ok for _, ok in written], time.time())
+            self._account(queue, [i for i, _ in written], [ok for _, ok in written], self._wall())
 
     async def _write(self, queue: str, items: list[Finished], deadline: float) -> list[bool | None]:
         """Settle `items` before `deadline`: a flag per item, None where it was given up."""
