@@ -394,6 +394,30 @@ class Broker:
             released += int(await self.scripts.run("release", self.keys(queue), argv))
         return released
 
+    # -- operator writes: pause, dead letters ------------------------------------------------
+    async def set_paused(self, queue: str, paused: bool) -> bool:
+        """Pause (stop handing out tasks; running ones finish, enqueues still land) or resume
+        `queue` (idle workers are woken). True if that changed its state."""
+        if paused:
+            await self.register_queues([queue])
+        argv: list[object] = [b"1" if paused else b"0", self.config.wake_tokens_max]
+        return bool(await self.scripts.run("set_paused", self.keys(queue), argv))
+
+    async def requeue_dead(self, queue: str, ids: Sequence[str]) -> int:
+        """Move these dead letters back to pending, attempts reset. Returns how many moved."""
+        moved = 0
+        for part in chunks(ids):
+            argv: list[object] = [self.config.wake_tokens_max, *part]
+            moved += int(await self.scripts.run("requeue", self.keys(queue), argv))
+        return moved
+
+    async def delete_dead(self, queue: str, ids: Sequence[str]) -> int:
+        """Delete these dead letters for good. Returns how many were deleted."""
+        deleted = 0
+        for part in chunks(ids):
+            deleted += int(await self.scripts.run("delete_dead", self.keys(queue), [*part]))
+        return deleted
+
     async def reap(self, queue: str, limit: int = 1000) -> ReapResult:
         """Return expired leases, promote due tasks, drop orphans, enforce DLQ caps."""
         cfg = self.config

@@ -118,13 +118,3 @@ def dumps(value: Any) -> bytes:
 def loads(raw: bytes | str) -> Any:
     """Decode a JSON document."""
     return orjson.loads(raw)
-
-
-def encode_result(value: Any) -> bytes:
-    """Encode a handler's return value; raise `TypeError` with a clear message if impossible."""
-    try:
-        return strict_dumps(value)
-    except TypeError as exc:
-        raise TypeError(
-            f"the handler returned a {type(value).__name__}, which JSON cannot carry: {exc}"
-        ) from None

@@ -230,23 +230,14 @@ async def find_dead(broker: Broker, task_id: str) -> DeadItem | None:
     return None
 
 
-async def _run_batched(broker: Broker, script: str, queue: str, ids: list[str]) -> int:
-    done = 0
-    extra_argv: list[object] = [broker.config.wake_tokens_max] if script == "requeue" else []
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        done += int(await broker.scripts.run(script, broker.keys(queue), [*extra_argv, *chunk]))
-    return done
-
-
 async def requeue_dead(broker: Broker, queue: str, ids: list[str]) -> int:
     """Move these dead letters back to pending, attempts reset. Returns how many moved."""
-    return await _run_batched(broker, "requeue", queue, ids)
+    return await broker.requeue_dead(queue, ids)
 
 
 async def delete_dead(broker: Broker, queue: str, ids: list[str]) -> int:
     """Delete these dead letters for good. Returns how many were deleted."""
-    return await _run_batched(broker, "delete_dead", queue, ids)
+    return await broker.delete_dead(queue, ids)
 
 
 async def matching_ids(broker: Broker, flt: DeadFilter) -> dict[str, list[str]]:

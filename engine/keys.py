@@ -27,15 +27,6 @@ class GlobalKeys:
         """Hash: worker id -> JSON heartbeat record."""
         return f"{self.prefix}:workers"
 
-    def stats(self, worker_id: str) -> str:
-        """One process's metrics snapshot (string with a TTL)."""
-        return f"{self.prefix}:stats:{worker_id}"
-
-    @property
-    def stats_pattern(self) -> str:
-        """SCAN pattern matching every process's metrics snapshot."""
-        return f"{self.prefix}:stats:*"
-
     def lock(self, name: str, queue: str) -> str:
         """A short-lived lock for periodic maintenance of one queue (reaper, repair)."""
         return f"{self.prefix}:lock:{name}:{{{queue}}}"
@@ -48,11 +39,6 @@ class GlobalKeys:
     def cancel_channel(self, worker_id: str) -> str:
         """Pub/sub channel on which one worker process hears which of its tasks to cancel."""
         return f"{self.prefix}:cancel:{worker_id}"
-
-    @property
-    def pattern(self) -> str:
-        """SCAN pattern matching every key under this prefix."""
-        return f"{self.prefix}:*"
 
 
 class QueueKeys:
@@ -162,8 +148,3 @@ class QueueKeys:
     def pending_keys(self) -> list[str]:
         """Pending lists, highest priority first."""
         return [self.pending[level] for level in self.levels]
-
-    @property
-    def pattern(self) -> str:
-        """SCAN pattern matching every key of this queue."""
-        return f"{self.base}:*"

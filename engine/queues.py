@@ -115,18 +115,12 @@ async def _eas(broker: Broker, queue: str, ids: list[str]) -> list[Any]:
 
 async def pause(broker: Broker, queue: str) -> None:
     """Stop handing out tasks of `queue` (running ones finish; enqueues still land)."""
-    await broker.register_queues([queue])
-    await broker.redis.set(broker.keys(queue).paused, b"1")
+    await broker.set_paused(queue, True)
 
 
 async def resume(broker: Broker, queue: str) -> None:
     """Hand out tasks of `queue` again, waking idle workers."""
-    keys = broker.keys(queue)
-    async with broker.redis.pipeline(transaction=False) as pipe:
-        pipe.delete(keys.paused)
-        pipe.lpush(keys.wake, b"1")
-        pipe.ltrim(keys.wake, 0, broker.config.wake_tokens_max - 1)
-        await pipe.execute()
+    await broker.set_paused(queue, False)
 
 
 async def peek(broker: Broker, queue: str, level: str, count: int = 20) -> list[TaskInfo]:

@@ -24,6 +24,7 @@ SCRIPT_NAMES = (
     "unwatch_end",
     "cancel",
     "schedule_tick",
+    "set_paused",
 )
 
 # Scripts that enforce flow control (lua/flow.lua): they get its helpers, and the queue's flow

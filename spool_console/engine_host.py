@@ -127,7 +127,6 @@ class EngineHost:
             uptime_s=0.0,
             levels=settings.engine_config().levels,
         )
-        self._listeners: list[Callable[[ConsoleSnapshot], None]] = []
 
     # -- lifecycle (called from the UI thread) -------------------------------------------------
     def start(self) -> None:
@@ -163,10 +162,6 @@ class EngineHost:
     def redis_url(self) -> str | None:
         """The URL in use (the embedded server's once started); never shown unmasked."""
         return self._url
-
-    def add_listener(self, callback: Callable[[ConsoleSnapshot], None]) -> None:
-        """Call `callback(snapshot)` from the engine thread after each new snapshot."""
-        self._listeners.append(callback)
 
     # -- actions (awaited from the UI loop) -----------------------------------------------------
     async def call(self, fn: Callable[[Broker], Awaitable[T]], timeout_s: float = 15.0) -> T:
@@ -450,11 +445,6 @@ class EngineHost:
             **values,
         )
         self.snapshot = snap  # one reference swap: readers on other threads see old or new
-        for callback in list(self._listeners):
-            try:
-                callback(snap)
-            except Exception:
-                log.exception("snapshot listener failed")
 
     def _no_pool_reason(self) -> str:
         if self.pool is not None:

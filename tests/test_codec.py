@@ -81,12 +81,6 @@ def test_decode_refuses_what_is_not_a_task(raw: bytes) -> None:
         codec.decode_payload(raw)
 
 
-def test_results_encode_and_name_the_bad_type() -> None:
-    assert codec.loads(codec.encode_result({"x": [1, 2]})) == {"x": [1, 2]}
-    with pytest.raises(TypeError, match="returned a set"):
-        codec.encode_result({1, 2})
-
-
 def test_dumps_loads() -> None:
     value = {"a": [1, 2.5, "é", None], "t": dt.datetime(2024, 1, 2, tzinfo=dt.UTC).isoformat()}
     assert codec.loads(codec.dumps(value)) == value

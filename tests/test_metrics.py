@@ -56,7 +56,7 @@ def test_percentiles_within_one_percent_of_nearest_rank(values: list[float]) -> 
 def test_empty_and_edge_values() -> None:
     h = LogHistogram()
     assert h.percentile(99) == 0.0
-    assert h.min == 0.0 and h.max == 0.0 and h.mean_us == 0.0
+    assert h.count == 0 and h.max_us == 0.0 and h.mean_us == 0.0
     h.record(0.0)
     h.record(-5.0)  # skewed clocks: clamped, never an error
     h.record(1e15)  # beyond the top bucket: clamped into it, max stays exact

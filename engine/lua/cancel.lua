@@ -1,4 +1,6 @@
 -- cancel(id): ARGV = levels, id. Returns {code, lease token}:
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
+--   the queue's flow keys (flow.lua).
 --   1 cancelled now: it was pending, scheduled, retrying or parked by flow control;
 --   2 running: the request is recorded in `cancel`, and the worker named in the token must
 --     stop it (its settle, or the reaper, then ends it as cancelled);

@@ -1,4 +1,5 @@
--- Shared helpers, prepended to every script by engine/scripts.py.
+-- Shared helpers, prepended to every script by engine/scripts.py. Every script's KEYS start
+-- with the layout set up at the end of this file (`k`, then one pending list per level).
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -1,4 +1,5 @@
 -- delete_dead(ids): ARGV = levels, ids... Removes dead tasks for good. Returns the count.
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua).
 local count = 0
 for i = 2, #ARGV do
   local id = ARGV[i]

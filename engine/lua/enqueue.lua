@@ -1,4 +1,6 @@
 -- enqueue(batch): ARGV = levels, wake_cap, then one item per task:
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
+--   the result key of each item whose id the caller chose (see below).
 --   check .. level .. "\n" .. delay_ms .. "\n" .. id .. "\n" .. payload
 -- (one argument per task keeps the client's command packing cheap; JSON has no raw newline).
 -- check is '?' for an id the caller chose: it is checked (an id already stored, or whose

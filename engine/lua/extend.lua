@@ -1,4 +1,5 @@
 -- extend(leases): ARGV = levels, lease_ms, then pairs of id, token.
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua).
 -- Renews only live leases still held by the caller: an expired or reclaimed lease is never
 -- resurrected. Returns one flag per id: 1 renewed, 2 renewed but a cancel was requested (the
 -- worker must stop it: a backstop for a lost pub/sub message), 0 lost.

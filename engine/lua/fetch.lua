@@ -1,4 +1,6 @@
 -- fetch(n): ARGV = levels, n, lease_ms, token, promote_limit, wake_cap.
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
+--   the queue's flow keys (flow.lua).
 -- Pops up to n ids, highest level first, FIFO within a level, into `active` under a lease.
 -- With the queue's `max_wait` set (meta, ms), a lower-level task that waited that long is
 -- served first. Tasks over a rate or concurrency limit (flow.lua) are handed back inside the

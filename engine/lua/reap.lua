@@ -1,4 +1,6 @@
 -- reap: ARGV = levels, limit, crash_limit, dead_max, dead_max_age_ms, promote_limit, wake_cap,
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
+--   the queue's flow keys (flow.lua).
 -- result_ttl_ms.
 -- Expired leases go back to pending (each expiry counts as an attempt) or to the dead-letter
 -- set, or end as cancelled when a cancel was requested; due scheduled tasks are promoted;

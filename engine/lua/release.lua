@@ -1,4 +1,6 @@
 -- release(leases): ARGV = levels, wake_cap, then pairs of id, token. Tasks a stopping worker
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
+--   the queue's flow keys (flow.lua).
 -- holds but did not finish go back to the front of their level (next out), their delivery
 -- not counted as an attempt (`att` only counts deliveries that ended without success, so
 -- there is nothing to undo). Returns how many were released.

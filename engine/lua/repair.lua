@@ -1,4 +1,6 @@
 -- repair(candidates): ARGV = levels, wake_cap, ids... A task whose payload exists but which
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
+--   the queue's flow keys (flow.lua).
 -- is in no pending list, no sorted set and has no result is put back on its pending list.
 -- The caller finds candidates cheaply; this script re-checks each atomically.
 local fixed = 0

@@ -1,4 +1,5 @@
 -- requeue(ids): ARGV = levels, wake_cap, ids... Dead tasks go back to the tail of their
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua).
 -- level's pending list with attempts reset. Returns how many were requeued.
 local count = 0
 for i = 3, #ARGV do

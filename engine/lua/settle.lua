@@ -1,4 +1,6 @@
 -- settle(batch): the outcome of finished attempts, guarded by their lease tokens.
+-- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
+--   one result key per item, then the queue's flow keys (flow.lua).
 -- ARGV = levels, result_ttl_ms, dead_max, dead_max_age_ms, then one argument per item:
 --   kind .. id .. "\n" .. token .. "\n" .. delay_ms .. "\n" .. data
 -- kind: "s" succeeded | "r" retry | "d" dead | "c" cancelled | "h" handed back (this worker

@@ -155,21 +155,6 @@ class LogHistogram:
 
     # -- reading ---------------------------------------------------------------------------
     @property
-    def sum(self) -> float:
-        """Sum of recorded values in µs (alias of ``sum_us``)."""
-        return self.sum_us
-
-    @property
-    def max(self) -> float:
-        """Largest recorded value in µs (0 when empty)."""
-        return self.max_us
-
-    @property
-    def min(self) -> float:
-        """Smallest recorded value in µs (0 when empty)."""
-        return self.min_us if self.count else 0.0
-
-    @property
     def mean_us(self) -> float:
         """Arithmetic mean in µs (0 when empty)."""
         return self.sum_us / self.count if self.count else 0.0
