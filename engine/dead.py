@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,6 +254,29 @@ async def matching_ids(broker: Broker, flt: DeadFilter) -> dict[str, list[str]]:
 async def count_matching(broker: Broker, flt: DeadFilter) -> int:
     """How many dead letters match (the scope shown before a bulk action)."""
     return sum(len(ids) for ids in (await matching_ids(broker, flt)).values())
+
+
+async def pin_scope(broker: Broker, flt: DeadFilter) -> tuple[DeadFilter, int]:
+    """`flt` limited to what has died by now (server clock), and how many that is.
+
+    A bulk action confirmed on this count then acts on exactly these: letters that die while
+    the operator reads the confirmation are newer than the cut-off and are left alone.
+    """
+    seconds, micros = await broker.redis.time()
+    cutoff_ms = int(seconds) * 1000 + int(micros) // 1000
+    if flt.until_ms is not None:
+        cutoff_ms = min(cutoff_ms, flt.until_ms)
+    pinned = dataclasses.replace(flt, until_ms=cutoff_ms)
+    return pinned, await count_matching(broker, pinned)
+
+
+async def count_newer(broker: Broker, pinned: DeadFilter) -> int:
+    """Letters matching `pinned` but for its cut-off: those that died after it."""
+    if pinned.until_ms is None:
+        return 0
+    return await count_matching(
+        broker, dataclasses.replace(pinned, since_ms=pinned.until_ms + 1, until_ms=None)
+    )
 
 
 async def requeue_matching(broker: Broker, flt: DeadFilter) -> int:

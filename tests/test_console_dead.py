@@ -53,7 +53,7 @@ async def test_filter_then_requeue_one_makes_it_pending(redis_url, prefix, redis
         broker = Broker(redis, EngineConfig(prefix=prefix))
         await wait_until(
             pilot,
-            lambda: any("requeued=1" in n.message for n in app._notifications),
+            lambda: any("requeued 1" in n.message for n in app._notifications),
             what="requeue notification",
         )
         info = await task_status(broker, ids[0], Q)
@@ -115,7 +115,7 @@ async def test_group_requeue_touches_only_its_group(redis_url, prefix, redis) ->
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "group=" in str(app.screen.query_one("#scope").render())
         await pilot.press("y")
-        await wait_until(pilot, lambda: any("requeued=1" in n.message for n in app._notifications))
+        await wait_until(pilot, lambda: any("requeued 1" in n.message for n in app._notifications))
         broker = Broker(redis, EngineConfig(prefix=prefix))
         stats = await queue_stats(broker, Q)
         assert stats.dead == 2 and stats.pending == 1
@@ -134,7 +134,7 @@ async def test_mark_two_and_delete_them(redis_url, prefix, redis) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "2 marked" in str(app.screen.query_one("#scope").render())
         await pilot.press("tab", "enter")  # from Cancel to Delete, press it
-        await wait_until(pilot, lambda: any("deleted=2" in n.message for n in app._notifications))
+        await wait_until(pilot, lambda: any("deleted 2" in n.message for n in app._notifications))
         broker = Broker(redis, EngineConfig(prefix=prefix))
         assert (await queue_stats(broker, Q)).dead == 1
         await wait_until(pilot, lambda: len(dead_rows(app)) == 1)
@@ -150,7 +150,7 @@ async def test_delete_all_matching_filter(redis_url, prefix, redis) -> None:
         await pilot.press("D")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await wait_until(pilot, lambda: any("deleted=2" in n.message for n in app._notifications))
+        await wait_until(pilot, lambda: any("deleted 2" in n.message for n in app._notifications))
         await pilot.press("escape")  # clears the filter, stays on the screen
         await wait_until(pilot, lambda: len(dead_rows(app)) == 1)
         assert isinstance(app.screen, DeadScreen)
@@ -181,3 +181,29 @@ async def test_read_only_hides_destructive_actions(redis_url, prefix, redis) -> 
         assert isinstance(app.screen, DeadScreen)
         assert (await queue_stats(Broker(redis, EngineConfig(prefix=prefix)), Q)).dead == 1
         assert "READ-ONLY" in screen_text(app)
+
+
+async def test_bulk_action_acts_on_exactly_the_confirmed_scope(redis_url, prefix, redis) -> None:
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    await seed(redis, prefix, [("old.fail", "boom")] * 3)
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        await open_dead(pilot, 3)
+        await pilot.press("R")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "3 dead letter(s) matching everything" in str(
+            app.screen.query_one("#scope").render()
+        )
+        # Two more die while the operator reads the confirmation.
+        await seed(redis, prefix, [("new.fail", "boom")] * 2)
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: any(
+                "requeued 3 · 2 newer left alone" in n.message for n in app._notifications
+            ),
+            what="result with the newer count",
+        )
+        stats = await queue_stats(broker, Q)
+        assert (stats.dead, stats.pending) == (2, 3)
+        assert {i.name for i in (await list_dead(broker)).items} == {"new.fail"}

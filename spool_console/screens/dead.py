@@ -365,7 +365,7 @@ class DeadScreen(SpoolScreen):
             done="requeued",
             scope=None,
             flt=flt,
-            run=lambda b: dead_ops.requeue_matching(b, flt),
+            matching=dead_ops.requeue_matching,
         )
 
     def action_delete_all(self) -> None:
@@ -376,7 +376,7 @@ class DeadScreen(SpoolScreen):
             done="deleted",
             scope=None,
             flt=flt,
-            run=lambda b: dead_ops.delete_matching(b, flt),
+            matching=dead_ops.delete_matching,
         )
 
     @work(group="dead-action", exclusive=True)
@@ -386,16 +386,18 @@ class DeadScreen(SpoolScreen):
         verb: str,
         done: str,
         scope: str | None,
-        run: Callable[[Broker], Awaitable[int]],
+        run: Callable[[Broker], Awaitable[int]] | None = None,
         flt: DeadFilter | None = None,
+        matching: Callable[[Broker, DeadFilter], Awaitable[int]] | None = None,
         always_confirm: bool = False,
     ) -> None:
-        """scope → confirm → busy → result."""
+        """scope → confirm → busy → result. With `flt`, the scope is pinned to what has died
+        when it is counted, and `matching(broker, pinned filter)` acts on exactly that."""
         table = self.query_one("#dead", VimTable)
         if flt is not None:
             try:
-                count = await self.host.call(
-                    lambda b: dead_ops.count_matching(b, flt), timeout_s=30.0
+                flt, count = await self.host.call(
+                    lambda b: dead_ops.pin_scope(b, flt), timeout_s=30.0
                 )
             except Exception as exc:
                 self.notify(f"could not count: {exc}", severity="error")
@@ -403,7 +405,17 @@ class DeadScreen(SpoolScreen):
             if not count:
                 self.notify("nothing matches", severity="warning")
                 return
-            scope = f"{count:,} dead letter(s) matching {flt.describe()}"
+            assert flt.until_ms is not None
+            cutoff = dt.datetime.fromtimestamp(flt.until_ms / 1000).strftime("%H:%M:%S")
+            scope = (
+                f"{count:,} dead letter(s) matching {flt.describe()} that died at or before"
+                f" {cutoff} (any that die later are left alone)"
+            )
+            pinned, matching_op = flt, matching
+            assert matching_op is not None
+
+            async def run(b: Broker) -> int:
+                return await matching_op(b, pinned)
         if scope is not None or always_confirm:
             ok = await self.app.push_screen_wait(
                 ConfirmScreen(
@@ -413,6 +425,7 @@ class DeadScreen(SpoolScreen):
             if not ok:
                 self.notify(f"{verb.lower()} cancelled: nothing changed")
                 return
+        assert run is not None
         self._busy = True
         table.loading = True
         try:
@@ -424,7 +437,15 @@ class DeadScreen(SpoolScreen):
             table.loading = False
             self._busy = False
         self.marked.clear()
-        self.notify(f"{done}={n}")
+        result = f"{done} {n:,}"
+        if flt is not None:
+            try:
+                newer = await self.host.call(lambda b: dead_ops.count_newer(b, flt))
+            except Exception:  # the action is done; only the note is missing
+                newer = 0
+            if newer:
+                result += f" · {newer:,} newer left alone"
+        self.notify(result)
         self.host.refresh_soon()
         self.reload()
 
