@@ -15,11 +15,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from engine.bench import TYPES, BenchParams, BenchProgress, BenchReport, run_benchmark
-from engine.bench.progress import render_bar
 from spool_console.options import non_negative_int, positive_float, positive_int
+
+if TYPE_CHECKING:  # engine.bench is imported when a benchmark runs, not to build `--help`
+    from engine.bench import BenchParams, BenchProgress, BenchReport
+
+#: The benchmark types (engine.bench.params.TYPES, which checks them again).
+TYPES = ("quick", "scalability", "profiled", "custom", "burst", "sustained")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +89,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 def params_from_args(args: argparse.Namespace) -> BenchParams:
     """BenchParams of the parsed flags (unset flags keep the type's defaults)."""
+    from engine.bench import BenchParams
+
     overrides = {
         name: getattr(args, name)
         for name in (
@@ -124,6 +130,8 @@ class ProgressBar:
         self.shown = False
 
     def __call__(self, p: BenchProgress) -> None:
+        from engine.bench.progress import render_bar
+
         if not self.enabled or time.monotonic() - self.started < 1.0:
             return
         self.stream.write("\r" + render_bar(p))
@@ -138,6 +146,8 @@ class ProgressBar:
 
 
 async def _run(url: str, params: BenchParams, bar: ProgressBar) -> BenchReport:
+    from engine.bench import run_benchmark
+
     return await run_benchmark(url, params, progress=bar)
 
 
@@ -167,6 +177,8 @@ def run(args: argparse.Namespace, url: str | None, as_json: bool) -> int:
     except ValueError as exc:
         print(f"spool bench: {exc}", file=sys.stderr)
         return 2
+    from engine.bench import BenchReport
+
     old = None
     if args.compare:
         try:

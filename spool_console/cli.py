@@ -9,11 +9,8 @@ accepted before or after the subcommand. Exit codes: `spool_console.cli_output`.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
-from collections.abc import Coroutine
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from spool_console.cli_output import (
@@ -44,11 +41,25 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
-def _version() -> str:
-    try:
-        return version("spool-console")
-    except PackageNotFoundError:  # running from a checkout without an install
-        return "unknown"
+class _Version(argparse.Action):
+    """`--version`, reading the installed version only when asked (importlib.metadata is slow
+    to import, and every start would pay for it)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("spool-console")
+        except PackageNotFoundError:  # running from a checkout without an install
+            text = "unknown"
+        sys.stdout.write(f"spool-console {text}\n")
+        parser.exit()
 
 
 def build_parser() -> Parser:
@@ -60,7 +71,7 @@ def build_parser() -> Parser:
         epilog=EXIT_CODES,
         allow_abbrev=False,
     )
-    parser.add_argument("--version", action="version", version=f"spool-console {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     parser.add_argument("--no-ui", action="store_true", help="same as the worker command")
     add_options(parser, GLOBAL, suppress=False)
     add_options(parser, WORKER, suppress=False)
@@ -125,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         from spool_console.app import run_app  # Textual is imported only on this branch
 
         return run_app(settings)
+    import logging
+
     from engine.logs import setup_logging
 
     setup_logging(settings.log_format, logging.WARNING)
@@ -140,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
+    import asyncio
+
     try:
         import uvloop
     except ImportError:  # uvloop is optional (not on Windows)
@@ -149,6 +164,9 @@ def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
 
 async def _run_command(settings: Settings, run: Run, args: argparse.Namespace) -> int:
     """Connect (the embedded server's data when no URL is given), run one command, close."""
+    import asyncio
+    import logging
+
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -197,6 +215,8 @@ def _embedded() -> tuple[str, EmbeddedServer | None]:
 
 
 def _run_headless(settings: Settings) -> int:
+    import logging
+
     from engine.logs import setup_logging
     from engine.worker.runner import RunnerOptions, run_headless
 

@@ -3,6 +3,9 @@
 Each calls the same engine functions the console's screens call (`engine.queues`,
 `engine.dead`, `Broker.enqueue`): there is no second code path. To add a command (cancel,
 schedules…): write `add_*`/`run_*` below and append one `Command` to `COMMANDS`.
+
+The engine is imported inside the `run_*` functions: building the parser (every start,
+`--help`, `--version`) must not pay for importing the engine and redis.
 """
 
 from __future__ import annotations
@@ -11,15 +14,10 @@ import argparse
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import msgspec
 import orjson
 
-from engine import dead as dead_ops
-from engine import queues as queue_ops
-from engine.broker import Broker
-from engine.dead import DeadFilter, DeadItem
-from engine.http.contract import TaskRequest, queue_view
 from spool_console.cli_output import (
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -31,7 +29,11 @@ from spool_console.cli_output import (
 )
 from spool_console.options import non_negative_int, positive_int
 
-Run = Callable[[Broker, argparse.Namespace, Output], Awaitable[int]]
+if TYPE_CHECKING:
+    from engine.broker import Broker
+    from engine.dead import DeadItem
+
+Run = Callable[["Broker", argparse.Namespace, Output], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,11 @@ def add_queues(p: argparse.ArgumentParser) -> None:
 
 async def run_queues(broker: Broker, args: argparse.Namespace, out: Output) -> int:
     """Every known queue with its depths."""
+    import msgspec
+
+    from engine import queues as queue_ops
+    from engine.http.contract import queue_view
+
     stats = await queue_ops.all_queue_stats(broker)
     if out.as_json:
         out.json([msgspec.to_builtins(queue_view(s)) for s in stats])
@@ -112,6 +119,8 @@ def _json_arg(text: str) -> object:
 
 async def run_task(broker: Broker, args: argparse.Namespace, out: Output) -> int:
     """Show a task, or enqueue one."""
+    from engine import queues as queue_ops
+
     if args.task_command == "enqueue":
         return await _enqueue(broker, args, out)
     info = await queue_ops.task_status(broker, args.id, args.queue)
@@ -128,6 +137,10 @@ async def run_task(broker: Broker, args: argparse.Namespace, out: Output) -> int
 
 
 async def _enqueue(broker: Broker, args: argparse.Namespace, out: Output) -> int:
+    import msgspec
+
+    from engine.http.contract import TaskRequest
+
     fields = {
         "name": args.name,
         "args": args.args,
@@ -162,6 +175,8 @@ def add_queue_name(p: argparse.ArgumentParser) -> None:
 
 def _switch(paused: bool) -> Run:
     async def run(broker: Broker, args: argparse.Namespace, out: Output) -> int:
+        from engine import queues as queue_ops
+
         broker.keys(args.queue)  # a bad name is refused before any write (ValueError)
         await (queue_ops.pause if paused else queue_ops.resume)(broker, args.queue)
         if out.as_json:
@@ -211,6 +226,11 @@ def _dead_row(item: DeadItem) -> tuple[object, ...]:
 
 async def run_dead(broker: Broker, args: argparse.Namespace, out: Output) -> int:
     """Dispatch `dead …`."""
+    import msgspec
+
+    from engine import dead as dead_ops
+    from engine.dead import DeadFilter
+
     command = args.dead_command
     if command == "show":
         return await _dead_show(broker, args, out)
@@ -241,6 +261,8 @@ async def run_dead(broker: Broker, args: argparse.Namespace, out: Output) -> int
 
 
 async def _find(broker: Broker, task_id: str, queue: str | None) -> DeadItem:
+    from engine import dead as dead_ops
+
     item = await (
         dead_ops.get_dead(broker, queue, task_id) if queue else dead_ops.find_dead(broker, task_id)
     )
@@ -264,6 +286,9 @@ async def _dead_show(broker: Broker, args: argparse.Namespace, out: Output) -> i
 
 
 async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> int:
+    from engine import dead as dead_ops
+    from engine.dead import DeadFilter
+
     verb = args.dead_command
     if bool(args.ids) == bool(args.all):
         raise CommandError(EXIT_USAGE, f"{verb}: give ids or --all, not both or neither")

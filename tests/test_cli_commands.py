@@ -192,3 +192,10 @@ def test_readme_lists_every_option() -> None:
     from spool_console.options import options_table
 
     assert options_table() in (ROOT / "README.md").read_text()
+
+
+def test_bench_types_match_the_engine() -> None:
+    from engine.bench import TYPES
+    from spool_console.bench_cmd import TYPES as CLI_TYPES
+
+    assert CLI_TYPES == TYPES
