@@ -141,7 +141,9 @@ class RequeueRequest(Body):
     """Either `ids` (with `queue` optional) or `all: true` with a `queue` and optional filters."""
 
     ids: list[Annotated[str, Meta(min_length=1)]] | None = None
-    all: Literal[True] | None = None
+    # `Literal[True]` would say it, but msgspec 0.20 and older refuse bool literals: the schema says
+    # const true and `requeue_scope` refuses false.
+    all: Annotated[bool, Meta(extra_json_schema={"const": True})] | None = None
     queue: str | None = None
     task: Annotated[str, Meta(description="exact task name (with all)")] | None = None
     error: Annotated[str, Meta(description="substring of the error (with all)")] | None = None

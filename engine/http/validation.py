@@ -110,6 +110,8 @@ def requeue_scope(req: RequeueRequest, max_batch: int) -> RequeueScope:
         return RequeueScope(tuple(req.ids), req.queue, None, None)
     if req.all is None:
         raise bad('give {"ids": [...]} or {"all": true, "queue": ...}')
+    if req.all is not True:
+        raise bad("body.all must be true")
     if req.queue is None:
         raise bad("body.queue is required with all (requeue one queue at a time)")
     return RequeueScope(None, req.queue, req.task, req.error)
