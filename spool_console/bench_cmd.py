@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # engine.bench is imported when a benchmark runs, not to buil
     from engine.bench import BenchParams, BenchProgress, BenchReport
 
 #: The benchmark types (engine.bench.params.TYPES, which checks them again).
-TYPES = ("quick", "scalability", "profiled", "custom", "burst", "sustained")
+TYPES = ("quick", "scalability", "profiled", "custom", "burst", "sustained", "latency")
 
 
 def build_parser() -> argparse.ArgumentParser:
