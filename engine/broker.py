@@ -532,38 +532,21 @@ def _decode_fetched(
     now_ms: float,
     token: str,
 ) -> FetchedTask:
-    tid = _s(task_id)
-    try:
-        doc = codec.decode_payload(payload)
-    except codec.PayloadDecodeError as exc:
-        return FetchedTask(
-            id=tid,
-            queue=queue,
-            name="?",
-            level="",
-            args=[],
-            kwargs={},
-            attempt=attempt,
-            max_retries=0,
-            timeout_s=None,
-            enqueued_at_ms=enqueued_at_ms,
-            fetched_at_ms=now_ms,
-            token=token,
-            decode_error=str(exc),
-        )
+    p = codec.read_payload(payload)
     return FetchedTask(
-        id=tid,
+        id=_s(task_id),
         queue=queue,
-        name=doc["n"],
-        level=doc.get("l", ""),
-        args=doc.get("a", []),
-        kwargs=doc.get("k", {}),
+        name=p.name,
+        level=p.level,
+        args=p.args,
+        kwargs=p.kwargs,
         attempt=attempt,
-        max_retries=int(doc.get("r", 0)),
-        timeout_s=doc.get("t"),
+        max_retries=p.max_retries,
+        timeout_s=p.timeout_s,
         enqueued_at_ms=enqueued_at_ms,
         fetched_at_ms=now_ms,
         token=token,
-        received_at_ms=doc.get("ra"),
-        trace_parent=doc.get("tp"),
+        decode_error=p.error,
+        received_at_ms=p.received_at_ms,
+        trace_parent=p.trace_parent,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -108,6 +109,42 @@ def decode_payload(raw: bytes | str) -> dict[str, Any]:
     if not isinstance(doc.get("a", []), list) or not isinstance(doc.get("k", {}), dict):
         raise PayloadDecodeError("undecodable payload: args must be a list and kwargs a mapping")
     return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A stored task payload, decoded: the one reader of its short field names."""
+
+    name: str
+    level: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    max_retries: int
+    timeout_s: float | None = None
+    received_at_ms: int | None = None
+    trace_parent: str | None = None
+    #: Why the payload could not be read (the other fields are then placeholders).
+    error: str | None = None
+
+
+def read_payload(raw: bytes | str | None) -> Payload:
+    """Decode a stored payload; one that is missing or not ours comes back with `error` set."""
+    if raw is None:
+        return Payload("?", "", [], {}, 0, error="no payload stored")
+    try:
+        doc = decode_payload(raw)
+    except PayloadDecodeError as exc:
+        return Payload("?", "", [], {}, 0, error=str(exc))
+    return Payload(
+        name=doc["n"],
+        level=doc.get("l", ""),
+        args=doc.get("a", []),
+        kwargs=doc.get("k", {}),
+        max_retries=int(doc.get("r", 0)),
+        timeout_s=doc.get("t"),
+        received_at_ms=doc.get("ra"),
+        trace_parent=doc.get("tp"),
+    )
 
 
 def dumps(value: Any) -> bytes:

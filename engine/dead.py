@@ -112,19 +112,16 @@ def _matches(item: DeadItem, flt: DeadFilter) -> bool:
 
 def _item(queue: str, task_id: str, score: float, payload: Any, info: Any, ea: Any) -> DeadItem:
     record = codec.loads(info) if info else {}
-    try:
-        doc = codec.decode_payload(payload) if payload else {}
-    except codec.PayloadDecodeError:
-        doc = {}
+    p = codec.read_payload(payload or None)
     error = str(record.get("error", ""))
     exc_type = str(record.get("exc_type", "Error"))
     return DeadItem(
         id=task_id,
         queue=queue,
-        name=doc.get("n", record.get("name", "?")),
-        priority=doc.get("l", ""),
-        args=doc.get("a", []),
-        kwargs=doc.get("k", {}),
+        name=record.get("name", "?") if p.error else p.name,
+        priority=p.level,
+        args=p.args,
+        kwargs=p.kwargs,
         attempts=int(record.get("attempts", 0)),
         error=error,
         exc_type=exc_type,

@@ -175,12 +175,9 @@ async def _pending_names(broker: Broker, queue: str) -> frozenset[str]:
         return frozenset()
     names = set()
     for payload in await broker.redis.hmget(keys.tasks, ids):
-        if payload is None:
-            continue
-        try:
-            names.add(codec.decode_payload(payload)["n"])
-        except (codec.PayloadDecodeError, KeyError, TypeError):
-            continue
+        p = codec.read_payload(payload)
+        if p.error is None:
+            names.add(p.name)
     return frozenset(names)
 
 

@@ -153,21 +153,19 @@ def _int_or_none(value: Any) -> int | None:
 def _info_from_payload(
     task_id: str, queue: str, state: TaskState, payload: bytes, ea: Any, att: Any, **extra: Any
 ) -> TaskInfo:
-    try:
-        doc = codec.decode_payload(payload)
-    except codec.PayloadDecodeError as exc:
-        doc = {"n": "?", "a": [], "k": {}, "r": 0, "l": ""}
-        extra.setdefault("error", str(exc))
+    p = codec.read_payload(payload)
+    if p.error is not None:
+        extra.setdefault("error", p.error)
     return TaskInfo(
         id=task_id,
         queue=queue,
         state=state,
-        name=doc["n"],
-        priority=doc.get("l", ""),
-        args=doc.get("a", []),
-        kwargs=doc.get("k", {}),
+        name=p.name,
+        priority=p.level,
+        args=p.args,
+        kwargs=p.kwargs,
         attempts=int(att or 0),
-        max_retries=int(doc.get("r", 0)),
+        max_retries=p.max_retries,
         enqueued_at_ms=ea_to_ms(ea),
         **extra,
     )

@@ -25,8 +25,14 @@ def encode(args: Any = (), kwargs: Any = None, **kw: Any) -> bytes:
 
 
 def test_round_trip_and_field_order_the_lua_relies_on() -> None:
-    raw = encode([1, "a", [2.5, None]], {"k": {"x": True}}, level="high", max_retries=12,
-                 timeout_s=3.5, received_at_ms=1234)
+    raw = encode(
+        [1, "a", [2.5, None]],
+        {"k": {"x": True}},
+        level="high",
+        max_retries=12,
+        timeout_s=3.5,
+        received_at_ms=1234,
+    )
     assert raw.startswith(b'{"l":"high","n":"resize","r":12,')
     doc = codec.decode_payload(raw)
     assert doc["a"] == [1, "a", [2.5, None]] and doc["k"] == {"k": {"x": True}}
@@ -85,3 +91,22 @@ def test_dumps_loads() -> None:
     value = {"a": [1, 2.5, "é", None], "t": dt.datetime(2024, 1, 2, tzinfo=dt.UTC).isoformat()}
     assert codec.loads(codec.dumps(value)) == value
     assert codec.dumps(value) == orjson.dumps(value)
+
+
+def test_read_payload_is_the_one_reader_of_the_field_names() -> None:
+    raw = codec.encode_payload(
+        level="high",
+        name="t",
+        args=[1],
+        kwargs={"k": 2},
+        max_retries=4,
+        timeout_s=1.5,
+        received_at_ms=7,
+        trace_parent="00-ab-cd-01",
+    )
+    p = codec.read_payload(raw)
+    assert p == codec.Payload("t", "high", [1], {"k": 2}, 4, 1.5, 7, "00-ab-cd-01")
+    assert p.error is None
+    for bad in (b"not json", b"[1, 2]", None):
+        unreadable = codec.read_payload(bad)
+        assert unreadable.error and unreadable.name == "?" and unreadable.args == []
