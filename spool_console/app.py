@@ -118,17 +118,23 @@ class SpoolApp(App[int]):
             await asyncio.to_thread(self.host.stop)
 
     def pump(self, force: bool = False) -> None:
-        """Hand the newest snapshot to the visible screen; paused under a modal."""
+        """Hand the newest snapshot to the visible screen; under a modal only the status bar of
+        the screen beneath moves on (its uptime and connection state stay true)."""
         snap = self.host.snapshot
         try:
             screen = self.screen
         except ScreenStackError:  # starting up or shutting down
             return
-        if isinstance(screen, ModalScreen):
-            return
         if snap.seq == self._last_seq and not force:
             return
         self._last_seq = snap.seq
+        if isinstance(screen, ModalScreen):
+            below = next(
+                (s for s in reversed(self.screen_stack) if isinstance(s, SpoolScreen)), None
+            )
+            if below is not None:
+                below.show_status(snap)
+            return
         if isinstance(screen, SpoolScreen):
             screen.show_snapshot(snap)
         elif hasattr(screen, "show_snapshot"):
@@ -171,7 +177,8 @@ class SpoolApp(App[int]):
         )
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The palette: every action bound on this screen and the app, then Textual's own."""
+        """The palette: every action bound on this screen and the app, then every other
+        screen's actions (which switch to that screen first), then Textual's own."""
         seen: set[str] = set()
         for key, active in screen.active_bindings.items():
             b = active.binding
@@ -185,7 +192,27 @@ class SpoolApp(App[int]):
             seen.add(title)
             display = b.key_display or key
             yield SystemCommand(title, f"key {display}", partial(active.node.run_action, b.action))
+        for mode, cls in self.MODES.items():
+            if isinstance(screen, cls) or not issubclass(cls, SpoolScreen):
+                continue
+            name = cls.__name__.removesuffix("Screen")
+            for b in cls.BINDINGS:
+                if not isinstance(b, Binding) or not b.description:
+                    continue
+                if self.read_only and b.action in cls.DESTRUCTIVE:
+                    continue
+                display = b.key_display or b.key
+                yield SystemCommand(
+                    f"{b.description} ({name})",
+                    f"screen {cls.SCREEN_KEY}, key {display}",
+                    partial(self._run_on_mode, mode, b.action),
+                )
         yield from super().get_system_commands(screen)
+
+    async def _run_on_mode(self, mode: str, action: str) -> None:
+        """A palette entry of another screen: switch there, then run its action."""
+        await self.action_show(mode)
+        await self.screen.run_action(action)
 
 
 def _log_to_file(level: int) -> None:

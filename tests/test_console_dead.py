@@ -207,3 +207,20 @@ async def test_bulk_action_acts_on_exactly_the_confirmed_scope(redis_url, prefix
         stats = await queue_stats(broker, Q)
         assert (stats.dead, stats.pending) == (2, 3)
         assert {i.name for i in (await list_dead(broker)).items} == {"new.fail"}
+
+
+async def test_clearing_a_group_filter_moves_the_groups_cursor_off_it(
+    redis_url, prefix, redis
+) -> None:
+    await seed(redis, prefix, [("a.fail", "first error"), ("b.fail", "other error")] * 1)
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_dead(pilot, 2)
+        groups = screen.query_one("#groups", VimTable)
+        await wait_until(pilot, lambda: groups.row_count == 2, what="two groups")
+        await pilot.press("e", "j", "enter")
+        await wait_until(pilot, lambda: len(dead_rows(app)) == 1, what="group chosen")
+        assert groups.cursor_row == 1
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: len(dead_rows(app)) == 2, what="filter cleared")
+        assert groups.cursor_row == 0

@@ -10,6 +10,7 @@ from spool_console.screens.bench import BenchScreen
 from spool_console.screens.help import HelpScreen
 from spool_console.screens.workers import NumbersScreen, WorkersScreen
 from spool_console.testing import make_app, make_settings, screen_text, wait_until
+from widgets.status_bar import StatusBar
 from widgets.vim_table import VimTable
 
 
@@ -147,3 +148,54 @@ async def test_bench_help_lists_screen_keys_not_the_dropdown_s(redis_url, prefix
         rows = app.screen.query_one(VimTable).row_keys()
         assert "Cancel run|this screen" in rows, "escape is listed even when no run is going"
         assert all(r.split("|")[1] in ("this screen", "everywhere", "system") for r in rows), rows
+
+
+async def test_palette_offers_every_screen_s_actions(redis_url, prefix) -> None:
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await open_bench(pilot, app)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Requeue (Dead)" in titles and "Pause/resume (Queues)" in titles, titles
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Filter (Dead)")
+        await command.callback()
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "DeadScreen")
+        await wait_until(pilot, lambda: app.screen.query_one("#filter").has_focus, what="filter")
+
+
+async def test_header_keeps_time_under_a_dialog_and_fits_80_columns(redis_url, prefix) -> None:
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.ready and app.host.snapshot.connected)
+        await wait_until(pilot, lambda: " up " in screen_text(app).splitlines()[0], what="up")
+        header = screen_text(app).splitlines()[0]
+        assert "dead 0" in header and " up " in header, header
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        bar = app.screen_stack[-2].query_one(StatusBar)
+        before = bar.uptime_s
+        await wait_until(pilot, lambda: bar.uptime_s >= before + 1.0, what="uptime moves on")
+
+
+async def test_empty_dashboard_says_what_to_do_next(redis_url, prefix) -> None:
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_until(pilot, lambda: app.ready and app.host.snapshot.connected)
+        await wait_until(pilot, lambda: "--demo" in screen_text(app), what="next-step hint")
+
+
+async def test_redis_down_is_said_not_shown_as_zero(embedded_server_factory, prefix) -> None:
+    server = embedded_server_factory()
+    app = make_app(make_settings(server.url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_until(pilot, lambda: app.ready and app.host.snapshot.connected)
+        await pilot.press("3")
+        await wait_until(pilot, lambda: "matching everything" in screen_text(app))
+        server.stop()
+        await wait_until(
+            pilot, lambda: not app.host.snapshot.connected, timeout_s=20, what="seen down"
+        )
+        await wait_until(pilot, lambda: "Redis unreachable" in screen_text(app), what="said")
+        text = screen_text(app)
+        assert "matching everything" not in text
+        header = text.splitlines()[0]
+        assert "REDIS DOWN —" in header and len(app.host.snapshot.error or "") > 0

@@ -65,23 +65,22 @@ class StatusBar(Widget):
                 text.append(key if narrow else f"{key} {name}", style="dim")
             text.append(" ")
         text.append("│ ")
+        # What matters most comes first; the URL, the longest part, comes last, so a narrow
+        # terminal cuts the URL rather than the dead count, the uptime or the reason.
         if self.connected:
             text.append("● " if narrow else "● connected ", style="bold green")
+            sep = " │ "
+            up = fmt_duration(self.uptime_s)
+            text.append(f"fleet {self.fleet_size}{sep}dead {self.dead:,}{sep}up {up}")
         else:
-            text.append("✖ REDIS DOWN ", style="bold")
+            text.append("✖ REDIS DOWN", style="bold")
+            if self.error:
+                text.append(f" — {self.error}")
+        if self.read_only:
+            text.append(" │ READ-ONLY", style="bold yellow")
         url = self.url
         limit = 30 if narrow else 60
         if len(url) > limit:  # long socket paths: keep both ends
             url = f"{url[: limit // 2 - 1]}…{url[-(limit // 2) :]}"
-        text.append(url)
-        if not self.connected and self.error:
-            text.append(f" — {self.error}")
-        if self.connected:
-            sep = " │ "
-            text.append(
-                f"{sep}fleet {self.fleet_size}{sep}dead {self.dead:,}"
-                f"{sep}up {fmt_duration(self.uptime_s)}"
-            )
-        if self.read_only:
-            text.append(" │ READ-ONLY", style="bold yellow")
+        text.append(f" │ {url}", style="dim" if self.connected else "")
         return text

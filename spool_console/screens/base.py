@@ -64,6 +64,11 @@ class SpoolScreen(Screen[None]):
             self._show(snap)
 
     def _show(self, snap: ConsoleSnapshot) -> None:
+        self.show_status(snap)
+        self.on_snapshot(snap)
+
+    def show_status(self, snap: ConsoleSnapshot) -> None:
+        """Update the status bar only (the app calls this while a dialog covers the screen)."""
         for bar in self.query(StatusBar):
             bar.connected = snap.connected
             bar.url = snap.url_masked
@@ -72,7 +77,6 @@ class SpoolScreen(Screen[None]):
             bar.uptime_s = snap.uptime_s
             bar.dead = snap.dead_count
             bar.read_only = self.spool.read_only
-        self.on_snapshot(snap)
 
     def on_snapshot(self, snap: ConsoleSnapshot) -> None:
         """Draw `snap` (no I/O). Override."""

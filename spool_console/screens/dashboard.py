@@ -37,6 +37,8 @@ class DashboardScreen(SpoolScreen):
     DashboardScreen #stuck { height: auto; max-height: 2; color: $warning; padding: 0 1; }
     DashboardScreen #stuck { display: none; }
     DashboardScreen #stuck.-shown { display: block; }
+    DashboardScreen #empty-hint { height: auto; color: $text-accent; padding: 0 1; display: none; }
+    DashboardScreen #empty-hint.-shown { display: block; }
     DashboardScreen.-narrow #left { width: 50; }
     DashboardScreen.-narrow #side { width: 1fr; }
     DashboardScreen.-short #charts { min-height: 6; }
@@ -62,6 +64,7 @@ class DashboardScreen(SpoolScreen):
                 with Vertical(id="scaler-box", classes="panel") as box:
                     box.border_title = "Auto-scaler"
                     yield ScalerPanel(decisions=4, id="scaler")
+        yield Static("", id="empty-hint")
         yield Static("", id="stuck")
         yield Static("", id="dropped")
         yield self.compose_footer()
@@ -82,6 +85,7 @@ class DashboardScreen(SpoolScreen):
         scaler = self.query_one(ScalerPanel)
         scaler.decisions = 1 if short else 4
         scaler.show(snap.pool, now_s=snap.taken_at_s, absent=snap.no_pool_reason)
+        self._show_empty_hint(snap)
         stuck = [d for d in snap.diagnoses if not d.moving]
         line = self.query_one("#stuck", Static)
         line.set_class(bool(stuck), "-shown")
@@ -97,3 +101,22 @@ class DashboardScreen(SpoolScreen):
                 f"⚠ {n:,} metric samples dropped (recorder overloaded;"
                 " rates and latencies are undercounted)"
             )
+
+    def _show_empty_hint(self, snap: ConsoleSnapshot) -> None:
+        """A first run with nothing to show says what to do next rather than flat lines."""
+        m = snap.metrics
+        idle = (
+            snap.connected
+            and not any(q.pending or q.scheduled or q.active or q.dead for q in snap.queues)
+            and (m is None or not any(m.counter(e) for e in ("started", "succeeded", "failed")))
+        )
+        hint = self.query_one("#empty-hint", Static)
+        hint.set_class(idle, "-shown")
+        if not idle:
+            return
+        steps = ["nothing has run yet. Try `spool-console --demo` for a synthetic load"]
+        if not self.spool.read_only:
+            steps.append("2 then n to enqueue a task")
+            steps.append("5 then r to run a benchmark")
+        steps.append("? lists every key")
+        hint.update("→ " + " · ".join(steps))

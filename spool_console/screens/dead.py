@@ -148,6 +148,20 @@ class DeadScreen(SpoolScreen):
         return DeadFilter(text=self.text or None, fingerprint=self.group)
 
     def on_snapshot(self, snap: ConsoleSnapshot) -> None:
+        if not snap.connected:
+            # Not "0 matching": nothing could be counted. What was loaded stays, marked.
+            when = (
+                dt.datetime.fromtimestamp(
+                    time.time() - (time.monotonic() - self._loaded_at)
+                ).strftime("%H:%M:%S")
+                if self._loaded_at
+                else None
+            )
+            self.query_one("#scope", Static).update(
+                "[b red]Redis unreachable[/]: "
+                + (f"showing what was loaded at {when}" if when else "nothing loaded yet")
+            )
+            return
         stale = time.monotonic() - self._loaded_at > RELOAD_EVERY_S
         if snap.connected and not self._busy and (stale or snap.dead_count != self._loaded_dead):
             self._loaded_dead = snap.dead_count
@@ -242,6 +256,7 @@ class DeadScreen(SpoolScreen):
         box.value = ""
         box.remove_class("-shown")
         self.query_one("#groups-box").remove_class("-shown")
+        self.query_one("#groups", VimTable).move_cursor(row=0)  # off the group just dropped
         self.query_one("#dead", VimTable).focus()
         self.reload()
 
@@ -416,6 +431,7 @@ class DeadScreen(SpoolScreen):
 
             async def run(b: Broker) -> int:
                 return await matching_op(b, pinned)
+
         if scope is not None or always_confirm:
             ok = await self.app.push_screen_wait(
                 ConfirmScreen(
