@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import codec
-from engine.broker import Broker, _s
+from engine.broker import Broker, _s, ea_to_ms
 from engine.queues import QueueStats, queue_stats
 from engine.worker.registry import WorkerRecord, list_workers
 
@@ -47,6 +47,7 @@ class Diagnosis:
     queue: str
     moving: bool
     reasons: tuple[Reason, ...] = ()
+    oldest_pending_age_s: float | None = None
 
     @property
     def sentence(self) -> str:
@@ -61,6 +62,7 @@ class Diagnosis:
             "queue": self.queue,
             "moving": self.moving,
             "reasons": [{"code": r.code, "message": r.message} for r in self.reasons],
+            "oldest_pending_age_s": self.oldest_pending_age_s,
         }
 
 
@@ -87,9 +89,11 @@ class QueueFacts:
     memory_used: int = 0
     memory_max: int = 0  # 0: no maxmemory set
     drain_per_s: float | None = None  # recent completions per second, when known
+    oldest_pending_age_s: float | None = None  # since enqueue, of the next task out per level
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """Seconds as people read them: `42 s`, `4 min 10 s`, `2 h 5 min`."""
     s = max(0, round(seconds))
     if s < 60:
         return f"{s} s"
@@ -122,12 +126,14 @@ def diagnose(f: QueueFacts) -> Diagnosis:
             shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
             reasons.append(Reason("no_handler", f"no live worker can run {shown}"))
     if f.pending == 0 and f.scheduled and not f.active:
-        due = "" if f.next_due_in_s is None else f": next due in {_duration(f.next_due_in_s)}"
+        due = "" if f.next_due_in_s is None else f": next due in {duration_text(f.next_due_in_s)}"
         reasons.append(Reason("scheduled_only", f"{f.scheduled:,} scheduled, none due{due}"))
     if f.pending and f.consumers and f.slots and f.in_flight >= f.slots:
         eta = ""
         if f.drain_per_s:
-            eta = f"; ~{_duration(f.pending / f.drain_per_s)} to drain at {f.drain_per_s:,.0f}/s"
+            eta = (
+                f"; ~{duration_text(f.pending / f.drain_per_s)} to drain at {f.drain_per_s:,.0f}/s"
+            )
         reasons.append(
             Reason("saturated", f"all {f.slots:,} slots busy, {f.pending:,} waiting{eta}")
         )
@@ -151,7 +157,7 @@ def diagnose(f: QueueFacts) -> Diagnosis:
     blocking = [
         r for r in reasons if r.code in BLOCKING and not (r.code == "no_handler" and partial)
     ]
-    return Diagnosis(f.queue, not blocking, tuple(reasons))
+    return Diagnosis(f.queue, not blocking, tuple(reasons), f.oldest_pending_age_s)
 
 
 def _unhandled(f: QueueFacts) -> frozenset[str]:
@@ -200,7 +206,13 @@ async def gather_facts(
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zrange(keys.scheduled, 0, 0, withscores=True)
         pipe.hlen(keys.crash)
-        scheduled_head, lease_expired = await pipe.execute()
+        for key in keys.pending_keys:
+            pipe.lindex(key, -1)  # fetch pops from the right: the tail waited longest
+        scheduled_head, lease_expired, *heads = await pipe.execute()
+    head_ids = [_s(x) for x in heads if x is not None]
+    eas = await redis.hmget(keys.ea, head_ids) if head_ids else []
+    stamps = [ms for ms in map(ea_to_ms, eas) if ms]
+    oldest = max(0.0, time.time() - min(stamps) / 1000) if stamps else None
     info = await redis.info("memory")
     next_due = None
     if scheduled_head:
@@ -227,6 +239,7 @@ async def gather_facts(
         memory_used=int(info.get("used_memory", 0)),
         memory_max=int(info.get("maxmemory", 0)),
         drain_per_s=drain_per_s,
+        oldest_pending_age_s=oldest,
     )
 
 

@@ -170,6 +170,7 @@ async def test_queues_screen_says_why_a_queue_is_not_moving(redis_url, prefix, r
             what="the diagnosis under the table",
         )
         assert "no consumer" in screen_text(app)  # the State cell, not "running"
+        assert "· oldest pending " in screen_text(app)
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
         await wait_until(

@@ -81,6 +81,7 @@ async def test_diagnosis_from_the_server(redis: Redis, prefix: str) -> None:
     await broker.enqueue([TaskSpec("mail.send", queue="mail") for _ in range(3)])
     d = await diagnose_queue(broker, "mail")
     assert not d.moving and [r.code for r in d.reasons] == ["no_consumer"]
+    assert d.oldest_pending_age_s is not None and 0 <= d.oldest_pending_age_s < 60
     await registry.heartbeat(redis, GlobalKeys(prefix), _worker("mail", ("report.build",)))
     d = await diagnose_queue(broker, "mail")
     assert [r.code for r in d.reasons] == ["no_handler"] and "mail.send" in d.sentence
@@ -121,7 +122,9 @@ async def test_http_serves_the_diagnosis(redis: Redis, prefix: str) -> None:
     async with api_client(broker) as api:
         resp = await api.get("/v1/queues/mail/diagnosis")
         assert resp.status == 200
-        assert await resp.json() == {
+        doc = await resp.json()
+        assert 0 <= doc.pop("oldest_pending_age_s") < 60
+        assert doc == {
             "queue": "mail",
             "moving": False,
             "reasons": [
@@ -129,6 +132,11 @@ async def test_http_serves_the_diagnosis(redis: Redis, prefix: str) -> None:
             ],
         }
         empty = await (await api.get("/v1/queues/idle/diagnosis")).json()
-        assert empty == {"queue": "idle", "moving": True, "reasons": []}
+        assert empty == {
+            "queue": "idle",
+            "moving": True,
+            "reasons": [],
+            "oldest_pending_age_s": None,
+        }
         bad = await api.get("/v1/queues/a%20b/diagnosis")
         assert bad.status == 400

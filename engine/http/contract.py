@@ -353,6 +353,7 @@ class QueueDiagnosis(Reply, omit_defaults=False):
     queue: str
     moving: bool
     reasons: list[DiagnosisReason] = []
+    oldest_pending_age_s: float | None = None  # of the next task out, across levels
 
 
 class DeadView(Reply):

@@ -51,4 +51,11 @@ async def queue_diagnosis(request: web.Request) -> web.Response:
     queue = _queue(request)
     d = await diagnose_queue(ctx(request).broker, queue)
     reasons = [DiagnosisReason(code=r.code, message=r.message) for r in d.reasons]
-    return reply(QueueDiagnosis(queue=d.queue, moving=d.moving, reasons=reasons))
+    return reply(
+        QueueDiagnosis(
+            queue=d.queue,
+            moving=d.moving,
+            reasons=reasons,
+            oldest_pending_age_s=d.oldest_pending_age_s,
+        )
+    )

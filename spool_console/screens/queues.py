@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from engine import cancel as cancel_ops
 from engine import queues as queue_ops
-from engine.diagnosis import Diagnosis
+from engine.diagnosis import Diagnosis, duration_text
 from engine.schedule import ScheduleInfo
 from engine.task import TaskInfo, TaskSpec
 from spool_console.engine_host import ConsoleSnapshot, EngineUnavailable
@@ -56,7 +56,15 @@ def state_label(paused: bool, diagnosis: Diagnosis | None, busy: bool = True) ->
 
 
 def why_lines(queue: str, diagnosis: Diagnosis | None) -> str:
-    """Every reason of one queue's diagnosis, for the line under the table."""
+    """Every reason of one queue's diagnosis (and its oldest pending task's age)."""
+    if diagnosis is not None and diagnosis.oldest_pending_age_s is not None:
+        age = f" · oldest pending {duration_text(diagnosis.oldest_pending_age_s)}"
+    else:
+        age = ""
+    return _why(queue, diagnosis) + age
+
+
+def _why(queue: str, diagnosis: Diagnosis | None) -> str:
     if diagnosis is None:
         return f"[b]{queue}[/b]: no diagnosis yet"
     if not diagnosis.reasons:
