@@ -22,6 +22,10 @@ from engine.task import TaskSpec
 
 Q = "default"
 TASKS = ("--tasks", "tests.workers_support.flow_tasks")
+# A slot is held for as long as its lease: a worker that misses renewing a 1 s lease on a busy
+# machine loses the slot as it loses the task. The workers that must not exceed a limit use a
+# lease no renewal misses; the one that is killed keeps the 1 s lease so its slots come back fast.
+STEADY = ("--lease", "5")
 
 
 @pytest.fixture
@@ -53,7 +57,7 @@ async def test_rate_limit_holds_across_three_processes_while_unlimited_tasks_flo
     # Unlimited work queued BEHIND the 2,000 limited tasks, on the same queue.
     await broker.enqueue([TaskSpec("wf.free", args=[free_done]) for _ in range(300)])
     for _ in range(3):
-        procs.start(*TASKS, "--concurrency", "8")
+        procs.start(*TASKS, *STEADY, "--concurrency", "8")
     await wait_for(lambda: redis.llen(starts), 20, "the first limited task to start")
     await wait_for(
         lambda: _int_at_least(redis, free_done, 300), 10, "unlimited tasks behind them to finish"
@@ -104,7 +108,7 @@ async def test_concurrency_limit_never_exceeded_and_a_killed_holder_gives_its_sl
     await wait_exit(victim)
     ids = await broker.enqueue([TaskSpec("wf.conc", args=[running, seen, 30]) for _ in range(60)])
     for _ in range(3):
-        procs.start(*TASKS, "--concurrency", "10")
+        procs.start(*TASKS, *STEADY, "--concurrency", "10")
     # The leases (1 s) expire, the reaper frees the slots, and everything finishes.
     await wait_for(lambda: _in_state(broker, ids + hogs, "succeeded"), 30, "all 63 tasks done")
     observed = [int(x) for x in await redis.lrange(seen, 0, -1)]
@@ -133,7 +137,7 @@ async def test_per_key_concurrency_one_at_a_time_per_account(
         [TaskSpec("wf.per_key", args=[acct, seen, 20]) for _ in range(10) for acct in accounts]
     )
     for _ in range(3):
-        procs.start(*TASKS, "--concurrency", "10")
+        procs.start(*TASKS, *STEADY, "--concurrency", "10")
     await wait_for(lambda: _in_state(broker, ids, "succeeded"), 30, "all 40 per-key tasks done")
     peaks = {a: max(int(x) for x in await redis.lrange(f"{seen}:{a}", 0, -1)) for a in accounts}
     print(f"per-key concurrency=1: peak per account {peaks}")
