@@ -103,7 +103,7 @@ def _run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str
 
 def test_unreachable_redis_exits_nonzero_naming_the_url() -> None:
     res = _run_cli("--redis-url", "redis://127.0.0.1:1", "--connect-timeout", "1")
-    assert res.returncode != 0
+    assert res.returncode == 3  # documented: Redis unreachable
     assert "redis://127.0.0.1:1" in res.stderr
     assert "unavailable" in res.stderr
     assert "Traceback" not in res.stderr

@@ -22,6 +22,10 @@ from engine.worker.settings import with_declared_queues
 log = logging.getLogger("spool.runner")
 
 
+#: The CLI's documented exit code for "Redis could not be reached" (spool_console.cli_output).
+EXIT_REDIS_UNAVAILABLE = 3
+
+
 @dataclass(frozen=True, slots=True)
 class RunnerOptions:
     """Everything a headless run needs, already resolved from flags and environment."""
@@ -121,7 +125,7 @@ async def run_headless(
             redis = await wait_for_redis(url, deadline_s=opts.connect_deadline_s)
         except RedisUnavailable as exc:
             print(f"spool: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_REDIS_UNAVAILABLE
         await check_server(redis, url)
         broker = Broker(redis, opts.config)
         pool_settings = opts.pool
