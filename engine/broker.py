@@ -13,6 +13,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import NoScriptError
 
 from engine import codec, declared, tracing
+from engine.audit import AUDIT_MAX, AuditEntry
 from engine.config import EngineConfig
 from engine.keys import GlobalKeys, QueueKeys
 from engine.limits import unique_digest
@@ -136,6 +137,22 @@ class Broker:
         """Every queue ever used under this prefix, sorted."""
         members = await self.redis.smembers(self.globals.queues)
         return sorted(_s(m) for m in members)
+
+    # -- audit trail -------------------------------------------------------------------------
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append an operator action to the capped audit stream.
+
+        Its own command, not part of the action's script: the stream is one key for every
+        queue, so in a Redis Cluster it lives in another slot than the queue's keys.
+        """
+        await self.redis.xadd(
+            self.globals.audit, entry.fields(), maxlen=AUDIT_MAX, approximate=True
+        )
+
+    async def audit_log(self, count: int = 200) -> list[AuditEntry]:
+        """The newest `count` operator actions, newest first."""
+        rows = await self.redis.xrevrange(self.globals.audit, count=count)
+        return [AuditEntry.from_fields(_s(entry_id), fields) for entry_id, fields in rows]
 
     # -- enqueue -----------------------------------------------------------------------------
     def resolve(self, spec: TaskSpec) -> TaskSpec:

@@ -23,6 +23,11 @@ class GlobalKeys:
         return f"{self.prefix}:queues"
 
     @property
+    def audit(self) -> str:
+        """Stream of operator actions (capped): time, host, user, action, scope, result."""
+        return f"{self.prefix}:audit"
+
+    @property
     def workers(self) -> str:
         """Hash: worker id -> JSON heartbeat record."""
         return f"{self.prefix}:workers"

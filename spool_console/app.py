@@ -17,6 +17,7 @@ from textual.screen import ModalScreen, Screen
 
 from engine.queues import task_status
 from spool_console.engine_host import EngineHost
+from spool_console.screens.audit import AuditScreen
 from spool_console.screens.base import SpoolScreen
 from spool_console.screens.bench import BenchScreen
 from spool_console.screens.dashboard import DashboardScreen
@@ -49,6 +50,7 @@ class SpoolApp(App[int]):
         Binding("4", "show('workers')", "Workers", id="screen.workers", group=_SCREENS),
         Binding("5", "show('bench')", "Benchmarks", id="screen.bench", group=_SCREENS),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("a", "audit", "Audit trail", id="app.audit"),
         Binding("t", "find_task", "Find task", id="app.find_task"),
         # `:` replaces Textual's default palette key, so ctrl+p is declared as well.
         # Neither is a priority binding: typing `:` in an input must type it.
@@ -166,6 +168,11 @@ class SpoolApp(App[int]):
             self.notify(f"no task {task_id} in any queue", severity="warning")
             return
         self.push_screen(task_view(info))
+
+    def action_audit(self) -> None:
+        """`a`: the audit trail (every operator action recorded in Redis)."""
+        if not isinstance(self.screen, AuditScreen):
+            self.push_screen(AuditScreen(self.host))
 
     def action_help(self) -> None:
         """`?`: the keys of this screen, from its live bindings."""

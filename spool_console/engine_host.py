@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from engine.audit import AuditEntry, record_quietly
 from engine.broker import Broker
 from engine.connection import mask_url, open_redis
 from engine.diagnosis import Diagnosis, Reason, diagnose, gather_facts
@@ -187,6 +188,15 @@ class EngineHost:
             return fn(pool)
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))
+
+    async def audit(self, action: str, scope: str, result: str) -> None:
+        """Record an operator action in the audit trail; a failure to record is logged, not
+        raised (the action itself already happened)."""
+        entry = AuditEntry.now(action, scope, result)
+        try:
+            await self.call(lambda b: record_quietly(b, entry))
+        except EngineUnavailable as exc:
+            log.warning("could not record %s in the audit trail: %s", action, exc)
 
     def refresh_soon(self) -> None:
         """Take the next snapshot now rather than at the next tick (after an action)."""

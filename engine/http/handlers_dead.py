@@ -6,6 +6,7 @@ import msgspec
 from aiohttp import web
 
 from engine import dead as dead_ops
+from engine.audit import AuditEntry, record_quietly
 from engine.broker import Broker
 from engine.dead import DeadFilter
 from engine.http.context import ctx
@@ -63,7 +64,9 @@ async def requeue(request: web.Request) -> web.Response:
     try:
         if req.ids is None:
             flt = DeadFilter(queue=req.queue, task=req.task, error=req.error)
-            return reply(Requeued(requeued=await dead_ops.requeue_matching(c.broker, flt)))
+            moved = await dead_ops.requeue_matching(c.broker, flt)
+            await _audit(request, "dead requeue", f"matching {flt.describe()}", moved)
+            return reply(Requeued(requeued=moved))
         by_queue: dict[str, list[str]] = {}
         if req.queue is not None:
             c.broker.keys(req.queue)  # validate before the script call
@@ -75,7 +78,13 @@ async def requeue(request: web.Request) -> web.Response:
             n += await dead_ops.requeue_dead(c.broker, queue, ids)
     except ValueError as exc:
         raise _invalid(exc) from None
+    await _audit(request, "dead requeue", f"{len(req.ids):,} id(s)", n)
     return reply(Requeued(requeued=n))
+
+
+async def _audit(request: web.Request, action: str, scope: str, n: int) -> None:
+    entry = AuditEntry.now(action, scope, f"{n:,}", via=f"http {request.remote or ''}".strip())
+    await record_quietly(ctx(request).broker, entry)
 
 
 async def _locate_dead(broker: Broker, ids: list[str]) -> dict[str, list[str]]:
@@ -116,4 +125,5 @@ async def delete_dead(request: web.Request) -> web.Response:
         raise _invalid(exc) from None
     if not n:
         raise ApiError(404, "not_found", f"no dead letter {task_id!r}")
+    await _audit(request, "dead delete", f"{queue}/{task_id}", n)
     return reply(Deleted(deleted=n))

@@ -462,6 +462,7 @@ class DeadScreen(SpoolScreen):
             if newer:
                 result += f" · {newer:,} newer left alone"
         self.notify(result)
+        await self.host.audit(f"dead {verb.lower()}", scope or "1 dead letter", result)
         self.host.refresh_soon()
         self.reload()
 

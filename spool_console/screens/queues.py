@@ -105,6 +105,7 @@ class QueueActions(SpoolScreen):
             )
             return
         self.notify(f"{queue} {'paused' if pause else 'resumed'}")
+        await self.host.audit("pause" if pause else "resume", f"queue {queue}", "done")
         self.host.refresh_soon()
 
     def action_enqueue(self) -> None:
@@ -128,7 +129,9 @@ class QueueActions(SpoolScreen):
             return
         first = specs[0]
         tail = f": {ids[0]}" if len(ids) == 1 else ""
-        self.notify(f"enqueued {len(ids)} × {first.name} to {first.queue}/{first.priority}{tail}")
+        what = f"{len(ids)} × {first.name} to {first.queue}/{first.priority}"
+        self.notify(f"enqueued {what}{tail}")
+        await self.host.audit("enqueue", what, f"enqueued {len(ids):,}")
         self.host.refresh_soon()
 
 

@@ -328,4 +328,6 @@ class WorkersScreen(SpoolScreen):
             self._toast.stop()
         text = message(result)
         self._toast = self.set_timer(TOAST_AFTER_S, lambda: self.notify(text))
+        worker = self.host.snapshot.pool.worker_id if self.host.snapshot.pool else "local pool"
+        await self.host.audit("pool control", worker, text)
         self.host.refresh_soon()
