@@ -129,7 +129,9 @@ class Broker:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.sadd(self.globals.queues, *new)
             for q in new:
-                pipe.hset(self.keys(q).meta, "levels", ",".join(self.keys(q).levels))
+                # A mark, not a description: each process takes a queue's levels from its own
+                # config (a stored copy nobody read could silently disagree with it).
+                pipe.hset(self.keys(q).meta, "registered", b"1")
             await pipe.execute()
         self._registered.update(new)
 

@@ -9,7 +9,7 @@
 -- Writes go out as one command per hash/list for the whole batch, not per task: in Redis the
 -- per-call cost of redis.call() was most of the enqueue cost.
 -- Returns one flag per task: 1 stored, 0 already known (idempotent by id), then one more flag:
--- 1 when the queue's meta had no `levels` (the server lost the queue's registration, e.g. a
+-- 1 when the queue's meta had no `registered` mark (the server lost the queue's registration, e.g. a
 -- restart without persistence), so the caller must add it to the global queue set again.
 local now = now_ms()
 local now_us = now_us_str()
@@ -60,5 +60,5 @@ bulk('HSET', k.ea, stamps)
 bulk('ZADD', k.scheduled, delayed)
 for level, ids in pairs(by_level) do bulk('LPUSH', pending[level], ids) end
 if pushed > 0 then wake(k, wake_cap) end
-out[#out + 1] = redis.call('HSETNX', k.meta, 'levels', ARGV[1])
+out[#out + 1] = redis.call('HSETNX', k.meta, 'registered', '1')
 return out

@@ -3,7 +3,7 @@
 -- 'd': it also ends when the task ends (succeeded, dead, cancelled).
 -- KEYS extra: one result key per task, then the flow keys (flow.lua).
 -- Returns, per task, the id of the task holding its uniqueness (its own id when stored, the
--- first task's id when one is still within its window), then the meta `levels` flag (see
+-- first task's id when one is still within its window), then the meta `registered` flag (see
 -- enqueue.lua).
 local now = now_ms()
 local now_us = now_us_str()
@@ -38,5 +38,5 @@ for i = 3, #ARGV do
   end
 end
 if pushed > 0 then wake(k, tonumber(ARGV[2])) end
-out[#out + 1] = redis.call('HSETNX', k.meta, 'levels', ARGV[1])
+out[#out + 1] = redis.call('HSETNX', k.meta, 'registered', '1')
 return out

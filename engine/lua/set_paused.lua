@@ -4,7 +4,7 @@
 local was = redis.call('EXISTS', k.paused)
 if ARGV[2] == '1' then
   redis.call('SET', k.paused, '1')
-  redis.call('HSETNX', k.meta, 'levels', ARGV[1])
+  redis.call('HSETNX', k.meta, 'registered', '1')
   return 1 - was
 end
 redis.call('DEL', k.paused)
