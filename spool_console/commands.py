@@ -46,6 +46,13 @@ class Command:
     run: Run
 
 
+async def _audit(broker: Broker, action: str, scope: str, result: str) -> None:
+    """Append the operator action to the audit trail, as the console and the API do."""
+    from engine.audit import AuditEntry, record_quietly
+
+    await record_quietly(broker, AuditEntry.now(action, scope, result, via="cli"))
+
+
 # ---- queues -------------------------------------------------------------------------------
 
 
@@ -161,6 +168,7 @@ async def _enqueue(broker: Broker, args: argparse.Namespace, out: Output) -> int
     except msgspec.ValidationError as exc:
         raise CommandError(EXIT_USAGE, f"enqueue: {exc}".replace("$.", "--")) from None
     (task_id,) = await broker.enqueue([request.to_spec(time.time_ns() // 1_000_000)])
+    await _audit(broker, "enqueue", f"{args.name} on {request.queue or 'default'}", task_id)
     out.json({"id": task_id}) if out.as_json else out.line(task_id)
     return EXIT_OK
 
@@ -179,6 +187,7 @@ def _switch(paused: bool) -> Run:
 
         broker.keys(args.queue)  # a bad name is refused before any write (ValueError)
         await (queue_ops.pause if paused else queue_ops.resume)(broker, args.queue)
+        await _audit(broker, "pause" if paused else "resume", f"queue {args.queue}", "done")
         if out.as_json:
             out.json({"queue": args.queue, "paused": paused})
         else:
@@ -325,6 +334,8 @@ async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> in
             done += await act_ids(broker, queue, queue_ids)
         if not done and (missing or by_queue):
             raise CommandError(EXIT_NOT_FOUND, f"{verb}: no such dead letter(s)")
+    scope_text = f"matching {flt.describe()}" if args.all else f"{len(args.ids):,} id(s)"
+    await _audit(broker, f"dead {verb}", scope_text, f"{done:,}")
     past = "requeued" if verb == "requeue" else "deleted"
     out.json({past: done}) if out.as_json else out.line(f"{past}={done}")
     return EXIT_OK
