@@ -49,7 +49,7 @@ class RedisUnavailable(RuntimeError):
         if last_error is None:
             detail = "no attempt made"
         else:  # a TimeoutError has no text of its own: say what it means
-            detail = f"{type(last_error).__name__}: {last_error or 'no answer in time'}"
+            detail = f"{type(last_error).__name__}: {str(last_error) or 'no answer in time'}"
         super().__init__(f"Redis at {self.url} is unavailable ({detail})")
 
 
