@@ -1,6 +1,7 @@
 """Take the README screenshots: the real console on demo data, one SVG per screen and the help.
 
     .venv/bin/python scripts/screenshots.py [--out screenshots] [--size 160x45]
+    .venv/bin/python scripts/screenshots.py --size 80x24 --out screenshots/80x24 --warmup 25
 
 Starts a private embedded server in a temp dir, runs the console with `--demo` (mixed load,
 some of it failing into the dead-letter queue), adds a few dead letters with distinct errors,
