@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from engine import codec, declared, tracing
 from engine.audit import AUDIT_MAX, AuditEntry
 from engine.config import EngineConfig
+from engine.errors import RedisFull, is_oom
 from engine.keys import GlobalKeys, QueueKeys
 from engine.limits import unique_digest
 from engine.outcomes import Outcome
@@ -207,10 +208,18 @@ class Broker:
         if not specs:
             return []
         specs = [declared.resolve(spec, self.registry) for spec in specs]
-        if tracing.tracer is None:
-            return await self._enqueue(specs, [None] * len(specs))
-        with tracing.producer_spans(specs) as trace_parents:
-            return await self._enqueue(specs, trace_parents)
+        try:
+            if tracing.tracer is None:
+                return await self._enqueue(specs, [None] * len(specs))
+            with tracing.producer_spans(specs) as trace_parents:
+                return await self._enqueue(specs, trace_parents)
+        except ResponseError as exc:
+            if is_oom(exc):
+                raise RedisFull(
+                    "Redis is full (maxmemory reached with noeviction): the task was not "
+                    "stored; retry once memory is freed"
+                ) from exc
+            raise
 
     async def _enqueue(
         self, specs: Sequence[TaskSpec], trace_parents: Sequence[str | None]

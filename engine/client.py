@@ -16,6 +16,7 @@ from engine import queues as queue_ops
 from engine.broker import Broker
 from engine.cancel import cancel_task
 from engine.config import EngineConfig
+from engine.durable import enqueue_durably
 from engine.results import ENDED_STATES, EndWatcher
 from engine.schedule import ScheduleInfo, list_schedules
 from engine.task import (
@@ -126,8 +127,12 @@ class Client:
         unique_for: float | None = None,
         unique_key: str | None = None,
         unique_until: str = "window",
+        durable: bool = False,
     ) -> str:
         """Enqueue one task; returns its id. `delay` in seconds; `eta` as epoch seconds.
+
+        `durable=True` returns only once a replica (or the primary's AOF on disk) has the task,
+        else raises `engine.errors.DurabilityError` (see `engine.durable`).
 
         `task` is a `@task` handler or a task name. Options left out (None) take the task's
         declared defaults, then the engine's. With a handler (or a name registered in this
@@ -156,6 +161,8 @@ class Client:
             },
             self.broker,
         )
+        if durable:
+            return (await enqueue_durably(self.broker, [spec]))[0]
         return (await self.broker.enqueue([spec]))[0]
 
     async def enqueue_many(self, specs: Sequence[TaskSpec | Mapping[str, Any]]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine.sentinel import is_sentinel_url, sentinel_client
+
 __all__ = [
     "RedisUnavailable",
     "check_server",
@@ -32,6 +35,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MASK = "***"
+
+
+# Kernel keepalive: first probe after 10 s idle, then every 5 s, dead after 3 misses (~25 s)
+# instead of the kernel's default of over two hours. Options missing on a platform are skipped.
+_KEEPALIVE = {
+    name: value
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)
+}
+
+
+def keepalive_options() -> dict[int, int]:
+    """`socket_keepalive_options` for redis-py: the tuned probes above."""
+    return {getattr(socket, name): value for name, value in _KEEPALIVE.items()}
+
 
 # "Once per process per URL" is process state by definition, hence module level. The lock
 # makes check-and-add atomic for callers on other threads (e.g. a benchmark runner).
@@ -115,6 +133,18 @@ def _build_client(
         # Keepalive notices a peer that vanished without a FIN (a NAT or a failover dropping
         # the connection); unix socket connections do not take the option.
         tcp_only["socket_keepalive"] = True
+        tcp_only["socket_keepalive_options"] = keepalive_options()
+    if is_sentinel_url(url):
+        return sentinel_client(
+            url,
+            max_connections=max_connections,
+            retry=retry,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=connect_timeout_s,
+            health_check_interval=health_check_interval_s,
+            decode_responses=decode_responses,
+            **tcp_only,
+        )
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -154,6 +184,8 @@ def _build_cluster_client(
     )
     return RedisCluster.from_url(
         plain,
+        socket_keepalive=True,
+        socket_keepalive_options=keepalive_options(),
         max_connections=max_connections,
         retry=retry,
         socket_timeout=socket_timeout_s,
@@ -174,11 +206,14 @@ async def open_redis(
     health_check_interval_s: float = 15.0,
     backoff: AbstractBackoff | None = None,
 ) -> Redis:
-    """Open a pooled async client for `url` (redis://, rediss://, unix://) and PING it.
+    """Open a pooled async client for `url` (redis://, rediss://, unix://, redis+cluster://,
+    redis+sentinel://host:port[,host:port…]/master[/db]) and PING it.
 
     Commands and (re)connects are retried `retries` times on connection errors and timeouts,
     with exponential backoff and jitter (`backoff` overrides it, e.g. for tests). `socket_timeout_s`
-    None means no read timeout, which blocking commands (BLPOP) need; connects always time out.
+    None means no read timeout: with redis-py 8 a read timeout makes task cancellation
+    unreliable (see "Silent connections" in docs/architecture.md), so silent connections are
+    caught by `engine.liveness` and tuned TCP keepalive instead. Connects always time out.
     Raises redis' `ConnectionError`/`TimeoutError` if the server does not answer.
     """
     if is_cluster_url(url):

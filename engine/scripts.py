@@ -34,9 +34,16 @@ FLOW_SCRIPTS = frozenset(
 )
 
 
+# Scripts that only finish held work or free memory: they run past `maxmemory` (noeviction), so
+# workers settle, renew and give back what they hold while Redis refuses new tasks. (Redis 7+
+# and Valkey read the shebang; enqueue and fetch have none, so they are refused when full.)
+ALLOW_OOM = frozenset({"settle", "extend", "release", "reap", "delete_dead", "unwatch_end"})
+
+
 def _source(name: str) -> str:
     folder = resources.files("engine") / "lua"
-    parts = [(folder / "common.lua").read_text()]
+    parts = ["#!lua flags=allow-oom"] if name in ALLOW_OOM else []
+    parts.append((folder / "common.lua").read_text())
     if name in FLOW_SCRIPTS:
         parts.append((folder / "flow.lua").read_text())
     parts.append((folder / f"{name}.lua").read_text())

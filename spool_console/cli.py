@@ -240,6 +240,7 @@ def _run_headless(settings: Settings) -> int:
         http_host=address[0] if address else None,
         http_port=address[1] if address else None,
         api_token=settings.api_token,
+        request_timeout_s=settings.request_timeout_s,
         demo=settings.demo,
         metrics_port=settings.metrics_port,
         declared_queues=not settings.queues_given,

@@ -315,7 +315,12 @@ class EngineHost:
                 log.warning("--http: engine.http is not available in this build")
             else:
                 self._http = await start_http(
-                    self.broker, address[0], address[1], token=s.api_token, pool=self.pool
+                    self.broker,
+                    address[0],
+                    address[1],
+                    token=s.api_token,
+                    pool=self.pool,
+                    request_timeout_s=s.request_timeout_s,
                 )
 
     def _read_only_notes(self) -> tuple[str, ...]:
@@ -386,6 +391,11 @@ class EngineHost:
             self._publish_down(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             return False
         pool_snap = self.pool.snapshot() if self.pool is not None else None
+        if pool_snap is not None and not pool_snap.redis_ok:
+            # The console's reads went through, but the local pool's connections are being
+            # reopened after a silence: say so rather than look healthy.
+            self._publish_down(pool_snap.redis_error or "Redis unreachable")
+            return False
         if metrics is None and self.pool is not None:
             metrics = self.pool.recorder.snapshot()
         self._publish(

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 #: The URL schemes `engine.connection.open_redis` understands.
-URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+URL_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -172,6 +180,9 @@ OPTIONS: tuple[Option, ...] = (
            "(or the token itself in SPOOL_API_TOKEN)", metavar="FILE"),
     Option("--metrics-port", "SPOOL_METRICS_PORT", "worker: serve Prometheus /metrics on "
            "127.0.0.1:PORT (without the HTTP API)", parse=port_number, metavar="PORT"),
+    Option("--request-timeout", "SPOOL_REQUEST_TIMEOUT_S", "HTTP: seconds a request's Redis "
+           "work may take before it is answered 503", 2.0, parse=positive_float, metavar="S",
+           name="request_timeout_s"),
     Option("--status-interval", "SPOOL_STATUS_INTERVAL_S", "worker: seconds between status "
            "lines", 5.0, parse=positive_float, metavar="S", name="status_interval_s"),
     Option("--otel", "SPOOL_OTEL", "worker: trace enqueue → handler with OpenTelemetry (the "

@@ -48,6 +48,7 @@ class Settings:
     # False when --queue/SPOOL_QUEUES was left out: the pool then also works on the queues
     # its tasks declare (`@task(queue=...)`).
     queues_given: bool = True
+    request_timeout_s: float = 2.0  # HTTP: one deadline per request's Redis work
 
     def engine_config(self) -> EngineConfig:
         """The engine's view of these settings."""

@@ -16,6 +16,7 @@ from engine.broker import Broker
 from engine.http.auth import make_auth_middleware
 from engine.http.coalesce import EnqueueCoalescer
 from engine.http.context import CTX, HttpContext
+from engine.http.deadline import DEFAULT_REQUEST_TIMEOUT_S, make_deadline_middleware
 from engine.http.errors import make_error_middleware
 from engine.http.fastredis import fail_fast_client, redis_password
 from engine.http.openapi import build_openapi
@@ -36,13 +37,15 @@ def build_app(
     max_body_bytes: int = 1 << 20,
     max_batch: int = 1000,
     fail_fast: bool = True,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
 ) -> web.Application:
     """The ingress application for `broker`.
 
     Metrics go to `recorder`, else `pool.recorder`, else a recorder of the app's own that it
     publishes to Redis itself (so `enqueued` counts reach the fleet view). With `fail_fast`
     (default) requests use a client of their own with one retry and short timeouts; the app
-    closes it on cleanup. A `token` makes every route but /healthz require it.
+    closes it on cleanup. A `token` makes every route but /healthz require it. Each request's
+    Redis work gets `request_timeout_s` in all, then a 503 (see `engine.http.deadline`).
     """
     if max_body_bytes < 1 or max_batch < 1:
         raise ValueError("max_body_bytes and max_batch must be positive")
@@ -52,6 +55,7 @@ def build_app(
     middlewares = [make_error_middleware(secrets)]
     if token is not None:
         middlewares.append(make_auth_middleware(token))
+    middlewares.append(make_deadline_middleware(request_timeout_s, max_body_bytes))
     # client_max_size makes aiohttp itself refuse longer bodies (also chunked ones) with 413.
     app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
 
@@ -72,6 +76,7 @@ def build_app(
         max_body_bytes=max_body_bytes,
         openapi_json=orjson.dumps(document),
         ends=EndWatcher(http_broker),
+        liveness=pool.liveness if pool is not None else None,
     )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
@@ -97,7 +102,6 @@ def build_app(
 
     app.cleanup_ctx.append(resources)
     return app
-
 
 def _ingress_id() -> str:
     """Worker id of an ingress-only process's metrics (it is not a worker)."""

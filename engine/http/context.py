@@ -8,6 +8,7 @@ from aiohttp import web
 
 from engine.broker import Broker
 from engine.http.coalesce import EnqueueCoalescer
+from engine.liveness import RedisLiveness
 from engine.metrics.recorder import MetricsRecorder
 from engine.results import EndWatcher
 
@@ -27,6 +28,8 @@ class HttpContext:
     max_body_bytes: int
     openapi_json: bytes
     ends: EndWatcher
+    #: The local worker pool's watch on Redis, when the ingress runs beside one (for /readyz).
+    liveness: RedisLiveness | None = None
 
     @property
     def prefix(self) -> str:

@@ -108,6 +108,15 @@ class TaskRequest(Body):
         ]
         | None
     ) = None
+    durable: (
+        Annotated[
+            bool,
+            Meta(description="answer only once a replica (or the AOF on disk) has the task; "
+                 "503 when that is not confirmed within 1 s (in a batch: any item makes the "
+                 "whole batch durable)"),
+        ]
+        | None
+    ) = None
 
     def to_spec(self, received_at_ms: int | None = None) -> TaskSpec:
         """The engine's `TaskSpec` of this request (null fields take their defaults)."""

@@ -15,7 +15,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Keys a pool adds to its connection kwargs for its own bookkeeping; a new pool makes its own.
 _POOL_OWNED = ("maint_notifications_pool_handler", "himport_registry")
@@ -43,9 +42,9 @@ def fail_fast_client(
         return None
     copied = {k: v for k, v in kwargs.items() if k not in _POOL_OWNED and not k.startswith("orig_")}
     copied.update(
-        retry=Retry(
-            NoBackoff(), retries, supported_errors=(RedisConnectionError, RedisTimeoutError)
-        ),
+        # Only a refused or broken connection is retried: after a timeout the server may be
+        # hung, and the request's deadline (engine.http.deadline) is better spent answering.
+        retry=Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)),
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=connect_timeout_s,
     )

@@ -124,6 +124,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """GET /readyz → 200 when Redis answers PING, else 503 with Retry-After."""
+    liveness = ctx(request).liveness
+    if liveness is not None and not liveness.healthy:
+        # The worker's connections are being reopened: it is not doing work right now.
+        raise unavailable(f"Redis is unreachable from the worker ({liveness.error})")
     try:
         await asyncio.wait_for(ctx(request).broker.redis.ping(), READY_TIMEOUT_S)
     except (RedisConnectionError, RedisTimeoutError, TimeoutError) as exc:

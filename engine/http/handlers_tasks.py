@@ -12,6 +12,8 @@ from engine import cancel as cancel_ops
 from engine import queues as queue_ops
 from engine import schedule as schedule_ops
 from engine.declared import TaskArgumentsError
+from engine.durable import enqueue_durably
+from engine.errors import DurabilityError
 from engine.http.context import HttpContext, ctx
 from engine.http.contract import (
     BatchRequest,
@@ -25,7 +27,7 @@ from engine.http.contract import (
     TaskView,
     TaskWaitQuery,
 )
-from engine.http.errors import ApiError, reply
+from engine.http.errors import ApiError, reply, unavailable
 from engine.http.validation import batch_specs, read_body, read_query
 from engine.results import ENDED_STATES
 from engine.task import TaskSpec
@@ -75,10 +77,21 @@ async def post_task(request: web.Request) -> web.Response:
     body = await read_body(request, TaskRequest, c.max_body_bytes)
     spec = resolve(c, body.to_spec(arrived))
     try:
-        task_id = await c.coalescer.submit(spec)
+        if body.durable:
+            task_id = (await _durably(c, [spec]))[0]
+        else:
+            task_id = await c.coalescer.submit(spec)
     except (ValueError, TypeError) as exc:  # the engine refused this spec; nothing was stored
         raise ApiError(400, "invalid_task", str(exc)) from None
     return reply(Created(id=task_id), 201)
+
+
+async def _durably(c: HttpContext, specs: list[TaskSpec]) -> list[str]:
+    """A durable enqueue; an unconfirmed one is a 503 saying what is known."""
+    try:
+        return await enqueue_durably(c.broker, specs)
+    except DurabilityError as exc:
+        raise unavailable(f"written but not confirmed durable: {exc}") from None
 
 
 async def post_batch(request: web.Request) -> web.Response:
@@ -87,7 +100,13 @@ async def post_batch(request: web.Request) -> web.Response:
     c = ctx(request)
     body = await read_body(request, BatchRequest, c.max_body_bytes)
     specs = batch_specs(body, c.max_batch, arrived)
-    ids = await enqueue(c, specs) if specs else []
+    if specs and any(t.durable for t in body.tasks):
+        try:
+            ids = await _durably(c, list(specs))
+        except (ValueError, TypeError) as exc:
+            raise ApiError(400, "invalid_task", str(exc)) from None
+    else:
+        ids = await enqueue(c, specs) if specs else []
     return reply(CreatedBatch(ids=ids), 201)
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from engine.broker import Broker
 from engine.http.app import build_app
+from engine.http.deadline import DEFAULT_REQUEST_TIMEOUT_S
 from engine.metrics.recorder import MetricsRecorder
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ async def start_http(
     recorder: MetricsRecorder | None = None,
     max_body_bytes: int = 1 << 20,
     max_batch: int = 1000,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
 ) -> web.AppRunner:
     """Serve the HTTP API on host:port; the caller awaits `runner.cleanup()` to stop it.
 
@@ -59,6 +61,7 @@ async def start_http(
         recorder=recorder,
         max_body_bytes=max_body_bytes,
         max_batch=max_batch,
+        request_timeout_s=request_timeout_s,
     )
     # No access log: it costs ~10% of single-request throughput, and request lines are not
     # needed to operate a queue (errors are logged by the error middleware).

@@ -80,4 +80,9 @@ class PeriodicDuties:
                 self.health.mark_down(exc)
             except Exception:
                 log.exception("%s failed; will try again", duty.name)
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # A Redis call can complete through a cancel (engine.liveness explains when):
+                # end as asked rather than run on and leave stop() waiting.
+                raise asyncio.CancelledError
             await asyncio.sleep(duty.interval_s)

@@ -10,7 +10,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger("spool.worker")
 
 # Errors that mean "Redis cannot be reached right now": retried with backoff, shown, never fatal.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# RuntimeError is uvloop's answer to a write on a transport closed under the connection (an RST,
+# or engine.liveness closing a silent connection): uncaught, it ended a slot for good.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, RuntimeError)
 
 
 class RedisHealth:

@@ -17,6 +17,7 @@ from engine import __version__, flow
 from engine.broker import Broker
 from engine.builtin_tasks import register_builtins
 from engine.clock import ServerClock
+from engine.liveness import RedisLiveness
 from engine.metrics.publisher import SnapshotPublisher
 from engine.metrics.recorder import MetricsRecorder
 from engine.task import TaskRegistry, default_registry
@@ -80,6 +81,7 @@ class WorkerPool:
         self.health = RedisHealth()
         # One time base for stage timings: local stamps are moved onto the server's clock.
         self.server_clock = ServerClock(broker.redis, wall=wall_clock)
+        self.liveness = RedisLiveness(broker.redis, on_change=self._on_liveness)
         self.leases = Leases(broker)
         self.settler = Settler(
             broker, self.leases, self.health, self.recorder, wall=self.server_clock.now
@@ -190,6 +192,7 @@ class WorkerPool:
         with contextlib.suppress(*REDIS_DOWN, RedisError):
             await self._heartbeat_once()
             await self.schedules.publish()
+        self.liveness.start()
         self.slots.resize()
         self.duties.start()
         self.cancels.start()
@@ -233,6 +236,7 @@ class WorkerPool:
         leftovers = len(self.leases.inflight)
         await self.publisher.stop()
         await self._bounded(self._leave(), "giving back leases and leaving the fleet", left())
+        await self.liveness.stop()
         self.runner.shutdown()
         self._stopped.set()
         log.info(
@@ -242,6 +246,12 @@ class WorkerPool:
             len(waiting) + leftovers,
             self.counts["given_up"],
         )
+
+    def _on_liveness(self, healthy: bool, error: str | None) -> None:
+        if healthy:
+            self.health.mark_ok()
+        else:
+            self.health.mark_down(ConnectionError(error))
 
     async def _leave(self) -> None:
         await self.leases.release_all()

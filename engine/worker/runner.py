@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,10 @@ from engine.worker.pool import PoolSettings, WorkerPool
 from engine.worker.settings import with_declared_queues
 
 log = logging.getLogger("spool.runner")
+
+#: Seconds past the grace period a shutdown may take (closing HTTP, settling, releasing) before
+#: it is cut short; a second margin later a timer thread exits whatever the event loop is doing.
+SHUTDOWN_MARGIN_S = 6.0
 
 
 #: The CLI's documented exit code for "Redis could not be reached" (spool_console.cli_output).
@@ -39,6 +44,7 @@ class RunnerOptions:
     http_host: str | None = None
     http_port: int | None = None
     api_token: str | None = None
+    request_timeout_s: float = 2.0
     demo: bool = False
     metrics_port: int | None = None
     # No --queue given: also work on the queues the imported tasks declare.
@@ -139,23 +145,31 @@ async def run_headless(
         side: list[asyncio.Task[Any]] = [
             asyncio.create_task(_status_loop(pool, opts.status_interval_s))
         ]
-        http_runner = None
-        if opts.http_port is not None:
-            from engine.http.server import start_http
+        http_runner = metrics_runner = None
+        try:
+            if opts.http_port is not None:
+                from engine.http.server import start_http
 
-            http_runner = await start_http(
-                broker,
-                opts.http_host or "127.0.0.1",
-                opts.http_port,
-                token=opts.api_token,
-                pool=pool,
-            )
-        metrics_runner = None
-        if opts.metrics_port is not None:
-            from engine.metrics.exporter import start_metrics_server
+                http_runner = await start_http(
+                    broker,
+                    opts.http_host or "127.0.0.1",
+                    opts.http_port,
+                    token=opts.api_token,
+                    pool=pool,
+                    request_timeout_s=opts.request_timeout_s,
+                )
+            if opts.metrics_port is not None:
+                from engine.metrics.exporter import start_metrics_server
 
-            metrics_runner = await start_metrics_server(broker, pool.recorder, opts.metrics_port)
-            log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", opts.metrics_port)
+                metrics_runner = await start_metrics_server(
+                    broker, pool.recorder, opts.metrics_port
+                )
+                log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", opts.metrics_port)
+        except (OSError, ValueError) as exc:
+            # The pool runs already: stop it, or the process would live on without its port.
+            print(f"spool: cannot serve HTTP: {exc}", file=sys.stderr)
+            await _shut_down(side, (http_runner,), pool, redis, grace_s=0.0)
+            return 1
         if opts.demo:
             from engine.demo import run_demo_load
 
@@ -167,15 +181,43 @@ async def run_headless(
         if extra is not None:
             side.append(asyncio.create_task(extra(pool)))
         await stop.wait()
-        for task in side:
-            task.cancel()
-        await asyncio.gather(*side, return_exceptions=True)
-        for runner in (http_runner, metrics_runner):
-            if runner is not None:
-                await runner.cleanup()
-        await pool.stop()
-        await redis.aclose()
-        return 0
+        return await _shut_down(side, (http_runner, metrics_runner), pool, redis)
     finally:
         if server is not None:
             await asyncio.to_thread(server.stop)
+
+
+async def _shut_down(
+    side: list[asyncio.Task[Any]],
+    runners: tuple[Any, ...],
+    pool: WorkerPool,
+    redis: Any,
+    grace_s: float | None = None,
+) -> int:
+    """Stop everything within grace + `SHUTDOWN_MARGIN_S`; the exit code (1 when cut short)."""
+    budget_s = (pool.settings.grace_s if grace_s is None else grace_s) + SHUTDOWN_MARGIN_S
+    # Past the budget and one more margin, exit even if the event loop itself is stuck.
+    hard_stop = threading.Timer(budget_s + SHUTDOWN_MARGIN_S, _exit_now, (budget_s,))
+    hard_stop.daemon = True
+    hard_stop.start()
+    try:
+        async with asyncio.timeout(budget_s):
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            for runner in runners:
+                if runner is not None:
+                    await runner.cleanup()
+            await pool.stop(grace_s)
+            await redis.aclose()
+    except TimeoutError:
+        log.error("shutdown took over %.0f s; exiting (leases return unfinished tasks)", budget_s)
+        return 1
+    finally:
+        hard_stop.cancel()
+    return 0
+
+
+def _exit_now(budget_s: float) -> None:
+    print(f"spool: shutdown stuck past {budget_s:.0f} s; exiting", file=sys.stderr, flush=True)
+    os._exit(1)

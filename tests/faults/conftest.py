@@ -1,0 +1,164 @@
+"""Fault-suite fixtures: a private server with AOF, a TCP proxy the test controls, and real
+`spool-console --no-ui` worker processes that reach the server only through the proxy.
+
+Every fault test starts its own server (whatever `SPOOL_TEST_REDIS_URL` says): it kills,
+stops, fills or fails over that server, which must never be a shared one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from engine.broker import Broker
+from engine.embedded import EmbeddedServer
+from engine.task import TaskSpec
+
+from .proxy import FaultProxy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def figure(name: str, **values: object) -> None:
+    """Print a test's measured figures on one line (shown with `pytest -s` or on failure)."""
+    print(f"[fault figures] {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
+class Workers:
+    """Starts `spool-console --no-ui` processes for one test; kills what is left at the end."""
+
+    def __init__(self, prefix: str, handler_url: str, logs: Path) -> None:
+        self.prefix, self.handler_url, self.logs = prefix, handler_url, logs
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, redis_url: str, *extra: str) -> subprocess.Popen[bytes]:
+        """One worker on `redis_url` running tests.workers_support.tasks."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+        )
+        # Handlers that count runs talk to the server directly, not through the proxy.
+        env["WS_REDIS_URL"] = self.handler_url
+        log = self.logs / f"worker-{len(self.started)}.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "spool_console.cli",
+                    "--no-ui",
+                    "--redis-url",
+                    redis_url,
+                    "--prefix",
+                    self.prefix,
+                    "--tasks",
+                    "tests.workers_support.tasks",
+                    "--lease",
+                    "2",
+                    "--status-interval",
+                    "0.5",
+                    *extra,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
+        proc.log_path = log  # type: ignore[attr-defined]
+        self.started.append(proc)
+        return proc
+
+    @staticmethod
+    def log_text(proc: subprocess.Popen[bytes]) -> str:
+        """What the worker printed so far."""
+        return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+    @staticmethod
+    def terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> float:
+        """SIGTERM `proc` and return the seconds it took to exit (fails past `timeout_s`)."""
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            raise AssertionError(f"worker did not exit within {timeout_s} s of SIGTERM") from None
+        return time.monotonic() - started
+
+    def cleanup(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+
+
+@pytest.fixture
+def aof_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
+    """A private server on a free port with AOF (appendfsync everysec), as in production."""
+    server = EmbeddedServer(tmp_path / "aof", port=0, persistence=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        pid = server.pid
+        if pid is not None:  # a test may leave it SIGSTOPped
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        server.stop()
+
+
+@pytest.fixture
+def proxy(aof_server: EmbeddedServer) -> Iterator[FaultProxy]:
+    """A fault proxy in front of `aof_server`."""
+    assert aof_server.port is not None
+    p = FaultProxy("127.0.0.1", aof_server.port).start()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def workers_factory(tmp_path: Path) -> Iterator[Callable[[str, str], Workers]]:
+    """`make(prefix, handler_url)` → a `Workers` whose processes are killed at teardown."""
+    made: list[Workers] = []
+
+    def make(prefix: str, handler_url: str) -> Workers:
+        w = Workers(prefix, handler_url, tmp_path)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.cleanup()
+
+
+async def ledger(redis: Redis, count_key: str, ids: list[str]) -> tuple[int, int, int]:
+    """(completed, lost, duplicates) of the acknowledged `ids`, from ws.count's run counter."""
+    runs = await redis.hmget(count_key, ids) if ids else []
+    completed = sum(1 for r in runs if r is not None)
+    duplicates = sum(int(r) - 1 for r in runs if r is not None)
+    return completed, len(ids) - completed, duplicates
+
+
+async def all_done(redis: Redis, count_key: str, ids: list[str]) -> bool:
+    """Whether every one of `ids` has run at least once."""
+    return (await ledger(redis, count_key, ids))[0] == len(ids)
+
+
+async def enqueue_counted(
+    broker: Broker, count_key: str, n: int, queue: str = "default"
+) -> list[str]:
+    """Enqueue `n` ws.count tasks (each counts its runs in `count_key`); their ids."""
+    specs = [TaskSpec(name="ws.count", queue=queue, kwargs={"key": count_key}) for _ in range(n)]
+    return await broker.enqueue(specs)
