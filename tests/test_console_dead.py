@@ -224,3 +224,14 @@ async def test_clearing_a_group_filter_moves_the_groups_cursor_off_it(
         await pilot.press("escape")
         await wait_until(pilot, lambda: len(dead_rows(app)) == 2, what="filter cleared")
         assert groups.cursor_row == 0
+
+
+async def test_error_groups_show_whole_messages_at_160_columns(redis_url, prefix, redis) -> None:
+    message = "payment gateway returned 502 for order 1234"
+    await seed(redis, prefix, [("mail.send", message)])
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_dead(pilot, 1)
+        groups = screen.query_one("#groups", VimTable)
+        await wait_until(pilot, lambda: groups.row_count == 1, what="one group")
+        await wait_until(pilot, lambda: message in screen_text(app), what="whole message")

@@ -87,8 +87,8 @@ class DeadScreen(SpoolScreen):
     DeadScreen #dead-main { height: 1fr; }
     DeadScreen .panel { border: round $primary 50%; border-title-color: $text-accent; }
     DeadScreen .panel:focus-within { border: round $accent; }
-    DeadScreen #groups-box { width: 2fr; }
-    DeadScreen #items-box { width: 5fr; }
+    DeadScreen #groups-box { width: 3fr; }
+    DeadScreen #items-box { width: 4fr; }
     DeadScreen #filter { display: none; height: 3; }
     DeadScreen #filter.-shown { display: block; }
     DeadScreen #scope { height: 1; padding: 0 1; color: $text-muted; }
