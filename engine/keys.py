@@ -104,7 +104,8 @@ class QueueKeys:
         self.dead_info = f"{base}:dead_info"  # id -> dead record JSON
         self.meta = f"{base}:meta"  # counters and queue settings
         self.paused = f"{base}:paused"
-        self.schedules = f"{base}:schedules"  # periodic task name -> last tick enqueued (ms)
+        # periodic task name -> latest tick handled, "<name>\trun" -> latest tick enqueued (ms)
+        self.schedules = f"{base}:schedules"
         self.waiting = f"{base}:waiting"  # id -> how many processes wait for its end
         self.ended = f"{base}:ended"  # stream of (id, state) of waited-on tasks that ended
         self.cancel = f"{base}:cancel"  # id -> cancel requested (ms) for running tasks

@@ -129,6 +129,7 @@ async def list_schedules(broker: Broker) -> list[ScheduleInfo]:
     out = []
     for doc in docs:
         keys = broker.keys(doc.get("queue", "default"))
-        last = await broker.redis.hget(keys.schedules, doc["name"])
+        # `<name>\trun`: the last tick enqueued (`<name>` also holds the first tick seen).
+        last = await broker.redis.hget(keys.schedules, f"{doc['name']}\trun")
         out.append(schedule_info(doc, None if last is None else int(last), time.time()))
     return out

@@ -17,6 +17,7 @@ local level, _delay, id, payload = string.match(ARGV[5], '^([^\n]*)\n([^\n]*)\n(
 if redis.call('HEXISTS', k.tasks, id) == 1 or redis.call('EXISTS', result_key) == 1 then
   return 0
 end
+redis.call('HSET', schedules, name .. '\trun', tick)  -- the last tick that did run
 redis.call('HSET', k.tasks, id, payload)
 redis.call('HSET', k.ea, id, now_us_str())
 redis.call('LPUSH', pending[level], id)
