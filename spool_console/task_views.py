@@ -14,7 +14,7 @@ from engine import browse
 from engine import queues as queue_ops
 from engine.broker import Broker
 from engine.task import TaskInfo
-from spool_console.screens.detail import as_json
+from spool_console.screens.detail import compact_json
 
 PAGE = 50
 NEXT_PER_LEVEL = 20
@@ -44,7 +44,7 @@ def _when(info: TaskInfo, now_ms: float) -> str:
 
 def _row(info: TaskInfo, pos: int, now: float) -> tuple[str, tuple[str, ...]]:
     age = f"{now - info.enqueued_at_ms / 1000:,.1f} s ago" if info.enqueued_at_ms else "-"
-    args = as_json(info.args).replace("\n", " ")
+    args = compact_json(info.args)
     return (
         info.id,
         (

@@ -103,6 +103,7 @@ async def test_queue_page_and_task_detail(redis_url, prefix, redis) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
         tasks = app.screen.query_one("#tasks", VimTable)
         await wait_until(pilot, lambda: tasks.row_count == 2, what="two tasks peeked")
+        assert "[7]" in screen_text(app) and "[   7 ]" not in screen_text(app)  # compact args
         await pilot.press("enter")  # the high task is first in fetch order
         await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
         await wait_until(pilot, lambda: "shop.pack" in screen_text(app), what="task shown")

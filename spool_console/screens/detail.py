@@ -28,6 +28,14 @@ def fmt_ms_time(ms: int | None) -> str:
     return f"{when:%Y-%m-%d %H:%M:%S}.{int(ms % 1000):03d} ({age:,.0f} s ago)"
 
 
+def compact_json(value: Any) -> str:
+    """One-line JSON for table cells: `[7,"a"]`, not the indented form (falls back to repr)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return repr(value)
+
+
 def as_json(value: Any) -> str:
     """Pretty JSON for args, kwargs and results (falls back to repr)."""
     try:
