@@ -48,9 +48,20 @@ def ea_to_ms(raw: bytes | str | None) -> int | None:
     return None if raw is None else int(raw) // 1000
 
 
+# Random bytes map onto letters and digits through one table (C speed): 22 characters carry
+# ~130 bits (the first eight symbols are drawn 5/256 of the time, the rest 4/256).
+_ID_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID_TABLE = bytes(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in range(256))
+
+
 def new_task_id() -> str:
-    """A random, unguessable task id (128 bits)."""
-    return os.urandom(16).hex()
+    """A random, unguessable task id: 22 letters and digits (~130 bits).
+
+    Not hex: the id is stored three times per queued task (payload field, stamp field, pending
+    list), and 22 characters instead of 32 save ~30 bytes of Redis memory per task. Letters and
+    digits only, so an id is safe in URLs, keys and CLI arguments (never starts with '-').
+    """
+    return os.urandom(22).translate(_ID_TABLE).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,7 +241,9 @@ class Fetcher:
                     queues, queue, min(room, self.settings.fetch_batch_max), self.worker_id, block_s
                 )
                 self._in_redis_wait = False
-                await self._take(queue, res.tasks)  # not cancellable by stop(): tasks are leased
+                if await self._take(queue, res.tasks):  # not cancelled by stop(): tasks leased
+                    # Let the slots start them before the next round's fetch is even built.
+                    await asyncio.sleep(0)
             finally:
                 self._in_redis_wait = False
                 self._no_pipelined_fetch.set()
