@@ -1,0 +1,86 @@
+"""Redis cost per task: server CPU and the commands the scripts run, enqueue and drain apart.
+
+Run on demand (pytest does not collect it):
+
+    .venv/bin/python tests/bench/bench_redis_cost.py [--tasks 100000]
+
+A private embedded server; `--tasks` no-ops are enqueued in batches of 1,000 into a paused queue,
+then one pool (64 slots) drains them. Prints, per task, the server's CPU (`INFO cpu`, user +
+sys) for each phase, the commands run inside the scripts (`INFO commandstats` calls), and the
+memory the queued tasks held (`used_memory` delta), as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from typing import Any
+
+from redis.asyncio import Redis
+
+from engine.bench.producer import preload
+from engine.broker import Broker
+from engine.config import EngineConfig
+from engine.connection import open_redis
+from engine.embedded import EmbeddedServer
+from engine.queues import pause, resume
+from engine.worker.pool import PoolSettings, WorkerPool
+
+Q = "cost"
+
+
+async def _sample(redis: Redis) -> tuple[float, dict[str, int]]:
+    cpu = await redis.info("cpu")
+    stats = await redis.info("commandstats")
+    used = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+    return used, {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+def _per_task(before: dict[str, int], after: dict[str, int], n: int) -> dict[str, float]:
+    out = {k: round((v - before.get(k, 0)) / n, 2) for k, v in after.items()}
+    return {k: v for k, v in out.items() if v >= 0.01 and k not in ("info", "evalsha")}
+
+
+async def measure(url: str, n: int) -> dict[str, Any]:
+    """One enqueue + drain of `n` no-ops against `url`; figures per task."""
+    redis = await open_redis(url, max_connections=64)
+    broker = Broker(redis, EngineConfig(prefix="costbench"))
+    await broker.register_queues([Q])
+    await pause(broker, Q)
+    mem0 = int((await redis.info("memory"))["used_memory"])
+    cpu0, calls0 = await _sample(redis)
+    await preload(broker, Q, "spool.noop", [], n, batch=1000)
+    cpu1, calls1 = await _sample(redis)
+    mem1 = int((await redis.info("memory"))["used_memory"])
+    pool = WorkerPool(broker, PoolSettings(queues=(Q,), concurrency=64, grace_s=5))
+    await pool.start()
+    await resume(broker, Q)
+    while pool.counts["succeeded"] < n:
+        await asyncio.sleep(0.005)
+    cpu2, calls2 = await _sample(redis)
+    await pool.stop()
+    await redis.aclose()
+    return {
+        "tasks": n,
+        "bytes_per_queued_task": round((mem1 - mem0) / n, 1),
+        "enqueue_cpu_us": round((cpu1 - cpu0) / n * 1e6, 2),
+        "drain_cpu_us": round((cpu2 - cpu1) / n * 1e6, 2),
+        "total_cpu_us": round((cpu2 - cpu0) / n * 1e6, 2),
+        "enqueue_calls": _per_task(calls0, calls1, n),
+        "drain_calls": _per_task(calls1, calls2, n),
+    }
+
+
+def main() -> None:
+    """Parse flags, run once on a private embedded server, print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data, EmbeddedServer(data, port=0) as server:
+        print(json.dumps(asyncio.run(measure(server.url, args.tasks))))
+
+
+if __name__ == "__main__":
+    main()
