@@ -8,7 +8,7 @@ specs, reads them back for operators, and computes uniqueness digests for produc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -111,31 +111,3 @@ async def queue_flow(broker: Broker, queue: str) -> QueueFlow:
         unique_locks=int(uniques),
     )
 
-
-def prometheus_lines(flows: Mapping[str, QueueFlow]) -> list[str]:
-    """Flow-control series for /metrics: hand-backs (counters) and limited tasks waiting.
-
-    Queue names need no escaping: `validate_name` allows no quote or backslash.
-    """
-    throttled, waiting, starved = (
-        "spool_throttled_total",
-        "spool_limited_waiting",
-        "spool_starved_served_total",
-    )
-    lines = [
-        f"# HELP {throttled} Tasks handed back by fetch because of a rate or concurrency limit.",
-        f"# TYPE {throttled} counter",
-    ]
-    for q, f in flows.items():
-        lines.append(f'{throttled}{{queue="{q}",limit="rate"}} {f.throttled_rate}')
-        lines.append(f'{throttled}{{queue="{q}",limit="concurrency"}} {f.throttled_concurrency}')
-    lines += [f"# HELP {waiting} Tasks waiting on a limit now.", f"# TYPE {waiting} gauge"]
-    for q, f in flows.items():
-        lines.append(f'{waiting}{{queue="{q}",limit="rate"}} {f.waiting_rate}')
-        lines.append(f'{waiting}{{queue="{q}",limit="concurrency"}} {f.waiting_concurrency}')
-    lines += [
-        f"# HELP {starved} Lower-level tasks served before higher ones by max_wait.",
-        f"# TYPE {starved} counter",
-    ]
-    lines += [f'{starved}{{queue="{q}"}} {f.starved_served}' for q, f in flows.items()]
-    return lines

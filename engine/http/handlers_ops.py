@@ -10,7 +10,6 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import flow
 from engine.http.context import ctx
 from engine.http.contract import Stats, Status, Workers
 from engine.http.errors import reply, unavailable
@@ -110,9 +109,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     stats = await all_queue_stats(c.broker)
     flows = {s.queue: s.flow for s in stats if s.flow is not None}
     gauges = await queue_gauges(c.broker, time.time() * 1000, stats)
-    # Flow-control series are still written by hand (engine.flow); the rest by the collector.
-    text = render_prometheus(snap, gauges) + "\n".join(flow.prometheus_lines(flows)) + "\n"
-    resp = web.Response(body=text.encode())
+    resp = web.Response(body=render_prometheus(snap, gauges, flows).encode())
     resp.headers["Content-Type"] = CONTENT_TYPE  # set whole: content_type= would drop version=
     return resp
 

@@ -8,7 +8,7 @@ the label value `other`, so a producer inventing names cannot grow the series wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -24,6 +24,7 @@ from .recorder import OTHER_KEY
 from .snapshot import MetricsSnapshot
 
 if TYPE_CHECKING:
+    from engine.flow import QueueFlow
     from engine.queues import QueueGauge
 
 __all__ = ["CONTENT_TYPE", "LE_BOUNDS_S", "render_prometheus"]
@@ -144,20 +145,55 @@ def _queue_families(queues: Sequence[QueueGauge]) -> Iterator[Metric]:
         yield from (oldest, late, evicted)
 
 
+def _flow_families(flows: Mapping[str, QueueFlow]) -> Iterator[Metric]:
+    throttled = CounterMetricFamily(
+        "spool_throttled",
+        "Tasks handed back by fetch because of a rate or concurrency limit.",
+        labels=["queue", "limit"],
+    )
+    waiting = GaugeMetricFamily(
+        "spool_limited_waiting", "Tasks waiting on a limit now.", labels=["queue", "limit"]
+    )
+    starved = CounterMetricFamily(
+        "spool_starved_served",
+        "Lower-level tasks served before higher ones by max_wait.",
+        labels=["queue"],
+    )
+    for q, f in flows.items():
+        throttled.add_metric([q, "rate"], f.throttled_rate)
+        throttled.add_metric([q, "concurrency"], f.throttled_concurrency)
+        waiting.add_metric([q, "rate"], f.waiting_rate)
+        waiting.add_metric([q, "concurrency"], f.waiting_concurrency)
+        starved.add_metric([q], f.starved_served)
+    yield from (throttled, waiting, starved)
+
+
 class _SnapshotCollector:
     """A one-scrape collector over a snapshot taken by the caller."""
 
-    def __init__(self, snap: MetricsSnapshot, queues: Sequence[QueueGauge]) -> None:
+    def __init__(
+        self,
+        snap: MetricsSnapshot,
+        queues: Sequence[QueueGauge],
+        flows: Mapping[str, QueueFlow] | None,
+    ) -> None:
         self._snap = snap
         self._queues = queues
+        self._flows = flows
 
     def collect(self) -> Iterator[Metric]:
-        return _families(self._snap, self._queues)
+        yield from _families(self._snap, self._queues)
+        if self._flows is not None:
+            yield from _flow_families(self._flows)
 
 
-def render_prometheus(snap: MetricsSnapshot, queues: Sequence[QueueGauge] = ()) -> str:
+def render_prometheus(
+    snap: MetricsSnapshot,
+    queues: Sequence[QueueGauge] = (),
+    flows: Mapping[str, QueueFlow] | None = None,
+) -> str:
     """Text exposition of counters, stage histograms (overall, per queue, per task), depths
-    and, when given, queue gauges."""
+    and, when given, queue gauges and flow-control series (per queue)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snap, queues))
+    registry.register(_SnapshotCollector(snap, queues, flows))
     return generate_latest(registry).decode()
