@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from support.workers import Procs
 
 from engine.connection import open_redis
 from engine.embedded import EmbeddedServer
@@ -98,3 +99,13 @@ def embedded_server_factory(tmp_path: Path) -> Iterator[Callable[..., EmbeddedSe
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def procs(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Procs]:
+    """Real `spool-console --no-ui` workers on the shared server; killed at teardown."""
+    p = Procs(redis_url, prefix, tmp_path)
+    try:
+        yield p
+    finally:
+        p.cleanup()

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 from support.polling import wait_for
-from test_worker_processes import Procs, procs  # noqa: F401  (the fixture)
+from support.workers import Procs
 
 from engine import Client, EngineConfig, TaskCancelledError, TaskContext, TaskState, task
 from engine import queues as queue_ops
@@ -124,7 +124,7 @@ async def test_lease_renewal_reports_a_cancel_whose_message_was_lost(setup: Any)
 async def test_real_worker_processes_stop_cancelled_tasks(
     redis: Redis,
     prefix: str,
-    procs: Procs,  # noqa: F811
+    procs: Procs,
 ) -> None:
     config = EngineConfig(prefix=prefix, lease_s=1.0)
     async with Client(redis=redis, config=config, registry=TaskRegistry()) as client:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from support.polling import wait_for
-from test_worker_processes import Procs, log_of, wait_exit
+from support.workers import Procs, stop_all
 
 from engine.broker import Broker
 from engine.config import EngineConfig
@@ -20,22 +17,6 @@ from engine.task import TaskSpec
 from engine.worker.weights import WeightedSplit, split_weights
 
 TASKS = ("--tasks", "tests.workers_support.flow_tasks")
-
-
-@pytest.fixture
-def procs(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(redis_url, prefix, tmp_path)
-    try:
-        yield p
-    finally:
-        p.cleanup()
-
-
-async def stop_all(started: list) -> None:
-    for proc in started:
-        proc.send_signal(signal.SIGTERM)
-    for proc in started:
-        assert await wait_exit(proc) == 0, log_of(proc)
 
 
 def test_split_follows_weights_one_slot_at_a_time_and_in_batches() -> None:

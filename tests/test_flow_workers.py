@@ -6,13 +6,11 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 from support.polling import wait_for
-from test_worker_processes import Procs, log_of, wait_exit
+from support.workers import Procs, stop_all, wait_exit
 
 from engine import flow
 from engine.broker import Broker
@@ -28,24 +26,8 @@ TASKS = ("--tasks", "tests.workers_support.flow_tasks")
 STEADY = ("--lease", "5")
 
 
-@pytest.fixture
-def procs(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(redis_url, prefix, tmp_path)
-    try:
-        yield p
-    finally:
-        p.cleanup()
-
-
 def broker_for(redis: Redis, prefix: str) -> Broker:
     return Broker(redis, EngineConfig(prefix=prefix, lease_s=1.0))
-
-
-async def stop_all(started: list) -> None:
-    for proc in started:
-        proc.send_signal(signal.SIGTERM)
-    for proc in started:
-        assert await wait_exit(proc) == 0, log_of(proc)
 
 
 async def test_rate_limit_holds_across_three_processes_while_unlimited_tasks_flow(

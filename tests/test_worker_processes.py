@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
 from support.polling import wait_for as _wait_for
+from support.workers import Procs, log_of, wait_exit
 
 from engine.broker import Broker
 from engine.config import EngineConfig
@@ -23,80 +19,12 @@ from engine.queues import queue_stats, task_status
 from engine.task import TaskSpec, TaskState
 from engine.worker.registry import list_workers
 
-ROOT = Path(__file__).resolve().parents[1]
 Q = "default"
-
-
-class Procs:
-    """Starts worker processes for one test and kills whatever is left at the end."""
-
-    def __init__(self, redis_url: str, prefix: str, logs: Path) -> None:
-        self.redis_url, self.prefix, self.logs = redis_url, prefix, logs
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
-        )
-        env["WS_REDIS_URL"] = self.redis_url
-        log = self.logs / f"worker-{len(self.started)}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "spool_console.cli",
-                    "--no-ui",
-                    "--redis-url",
-                    self.redis_url,
-                    "--prefix",
-                    self.prefix,
-                    "--tasks",
-                    "tests.workers_support.tasks",
-                    "--lease",
-                    "1",
-                    "--status-interval",
-                    "1",
-                    *extra,
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-            )
-        proc.log_path = log  # type: ignore[attr-defined]
-        self.started.append(proc)
-        return proc
-
-    def cleanup(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-
-
-@pytest.fixture
-def procs(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(redis_url, prefix, tmp_path)
-    try:
-        yield p
-    finally:
-        p.cleanup()
-
-
-def log_of(proc: subprocess.Popen[bytes]) -> str:
-    return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
 
 
 async def wait_for(fn: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
     """Processes start slowly: a longer default deadline than the shared helper's."""
     return await _wait_for(fn, timeout_s, what)
-
-
-async def wait_exit(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> int:
-    await wait_for(lambda: proc.poll() is not None, timeout_s, f"pid {proc.pid} to exit")
-    return proc.returncode
 
 
 def broker_for(redis: Redis, prefix: str) -> Broker:

@@ -11,13 +11,13 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from support.workers import WorkerProcesses, log_of
 
 from engine.broker import Broker
 from engine.embedded import EmbeddedServer
@@ -25,62 +25,21 @@ from engine.task import TaskSpec
 
 from .proxy import FaultProxy
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def figure(name: str, **values: object) -> None:
     """Print a test's measured figures on one line (shown with `pytest -s` or on failure)."""
     print(f"[fault figures] {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
 
 
-class Workers:
-    """Starts `spool-console --no-ui` processes for one test; kills what is left at the end."""
+class Workers(WorkerProcesses):
+    """Workers for one fault test, each given the server's URL (often the proxy's) at start."""
 
     def __init__(self, prefix: str, handler_url: str, logs: Path) -> None:
-        self.prefix, self.handler_url, self.logs = prefix, handler_url, logs
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, redis_url: str, *extra: str) -> subprocess.Popen[bytes]:
-        """One worker on `redis_url` running tests.workers_support.tasks."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
-        )
         # Handlers that count runs talk to the server directly, not through the proxy.
-        env["WS_REDIS_URL"] = self.handler_url
-        log = self.logs / f"worker-{len(self.started)}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "spool_console.cli",
-                    "--no-ui",
-                    "--redis-url",
-                    redis_url,
-                    "--prefix",
-                    self.prefix,
-                    "--tasks",
-                    "tests.workers_support.tasks",
-                    "--lease",
-                    "2",
-                    "--status-interval",
-                    "0.5",
-                    *extra,
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-            )
-        proc.log_path = log  # type: ignore[attr-defined]
-        self.started.append(proc)
-        return proc
+        super().__init__(prefix, handler_url, logs, "--lease", "2", "--status-interval", "0.5")
 
-    @staticmethod
-    def log_text(proc: subprocess.Popen[bytes]) -> str:
-        """What the worker printed so far."""
-        return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+    start = WorkerProcesses.spawn
+    log_text = staticmethod(log_of)
 
     @staticmethod
     def terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> float:
@@ -94,12 +53,6 @@ class Workers:
             proc.wait(5)
             raise AssertionError(f"worker did not exit within {timeout_s} s of SIGTERM") from None
         return time.monotonic() - started
-
-    def cleanup(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 from support.polling import wait_for
+from support.workers import kill_all
 
 from engine.broker import Broker
 from engine.config import EngineConfig
@@ -71,10 +72,7 @@ class Sentinels:
         return None
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        kill_all(self.procs)
 
 
 @pytest.fixture
