@@ -21,7 +21,8 @@ from support.workers import WorkerProcesses, log_of
 
 from engine.broker import Broker
 from engine.embedded import EmbeddedServer
-from engine.task import TaskSpec
+from engine.queues import task_status
+from engine.task import TaskSpec, TaskState
 
 from .proxy import FaultProxy
 
@@ -115,3 +116,14 @@ async def enqueue_counted(
     """Enqueue `n` ws.count tasks (each counts its runs in `count_key`); their ids."""
     specs = [TaskSpec(name="ws.count", queue=queue, kwargs={"key": count_key}) for _ in range(n)]
     return await broker.enqueue(specs)
+
+
+async def succeeded(broker: Broker, ids: list[str]) -> int:
+    """How many of `ids` (queue "default") have succeeded, from their task records."""
+    infos = [await task_status(broker, task_id, "default") for task_id in ids]
+    return sum(1 for i in infos if i is not None and i.state == TaskState.SUCCEEDED)
+
+
+async def all_succeeded(broker: Broker, ids: list[str]) -> bool:
+    """Whether every one of `ids` has succeeded."""
+    return await succeeded(broker, ids) == len(ids)

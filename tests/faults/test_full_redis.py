@@ -15,18 +15,9 @@ from engine.config import EngineConfig
 from engine.connection import open_redis
 from engine.embedded import EmbeddedServer, find_free_port
 from engine.errors import RedisFull
-from engine.queues import task_status
-from engine.task import TaskSpec, TaskState
+from engine.task import TaskSpec
 
-from .conftest import Workers, figure
-
-
-async def _succeeded(broker: Broker, ids: list[str]) -> int:
-    done = 0
-    for task_id in ids:
-        info = await task_status(broker, task_id, "default")
-        done += info is not None and info.state == TaskState.SUCCEEDED
-    return done
+from .conftest import Workers, all_succeeded, figure, succeeded
 
 
 async def test_full_redis_refuses_enqueue_finishes_held_work_and_recovers(
@@ -43,13 +34,13 @@ async def test_full_redis_refuses_enqueue_finishes_held_work_and_recovers(
     try:
         await wait_for(lambda: "spool: " in workers.log_text(proc), 20, "the worker runs")
         ids = await broker.enqueue(specs)
-        await wait_for(lambda: _succeeded(broker, ids[:4]), 10, "the worker is busy")
+        await wait_for(lambda: succeeded(broker, ids[:4]), 10, "the worker is busy")
 
         used = int((await redis.info("memory"))["used_memory"])
         # Below what is used: freeing a payload does not get Redis under the limit again.
         await redis.config_set("maxmemory", used - 200_000)
         # Held work still settles past the limit: completions keep coming while full.
-        before = await _succeeded(broker, ids)
+        before = await succeeded(broker, ids)
         refused = 0
         with pytest.raises(RedisFull, match="full"):
             for _ in range(50):  # until the limit bites (the first call usually does)
@@ -66,15 +57,17 @@ async def test_full_redis_refuses_enqueue_finishes_held_work_and_recovers(
         await wait_for(
             lambda: _succeeded_more(broker, ids, before), 10, "held tasks settle while full"
         )
-        during = await _succeeded(broker, ids)
+        during = await succeeded(broker, ids)
 
         await redis.config_set("maxmemory", 0)
         freed = time.monotonic()
         ids += await broker.enqueue([TaskSpec(name="ws.sleep", kwargs={"ms": 1})])
         await wait_for(
-            lambda: _all(broker, ids), 20, "every acknowledged task done after memory frees"
+            lambda: all_succeeded(broker, ids),
+            20,
+            "every acknowledged task done after memory frees",
         )
-        completed = await _succeeded(broker, ids)
+        completed = await succeeded(broker, ids)
         figure(
             "full Redis",
             acknowledged=len(ids),
@@ -93,8 +86,4 @@ async def test_full_redis_refuses_enqueue_finishes_held_work_and_recovers(
 
 
 async def _succeeded_more(broker: Broker, ids: list[str], than: int) -> bool:
-    return await _succeeded(broker, ids) > than
-
-
-async def _all(broker: Broker, ids: list[str]) -> bool:
-    return await _succeeded(broker, ids) == len(ids)
+    return await succeeded(broker, ids) > than

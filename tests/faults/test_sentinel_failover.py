@@ -19,10 +19,9 @@ from engine.config import EngineConfig
 from engine.connection import open_redis
 from engine.durable import enqueue_durably
 from engine.embedded import EmbeddedServer, _valkey_executable, find_free_port
-from engine.queues import task_status
-from engine.task import TaskSpec, TaskState
+from engine.task import TaskSpec
 
-from .conftest import Workers, figure
+from .conftest import Workers, all_succeeded, figure, succeeded
 
 MASTER = "spoolmaster"
 
@@ -95,11 +94,6 @@ def replicated(tmp_path: Path) -> Iterator[tuple[EmbeddedServer, EmbeddedServer,
         primary.stop()
 
 
-async def _succeeded(broker: Broker, ids: list[str]) -> int:
-    infos = [await task_status(broker, task_id, "default") for task_id in ids]
-    return sum(1 for i in infos if i is not None and i.state == TaskState.SUCCEEDED)
-
-
 async def test_workers_follow_a_sentinel_failover_within_10s_losing_nothing(
     replicated: tuple[EmbeddedServer, EmbeddedServer, Sentinels],
     workers_factory: Callable[[str, str], Workers],
@@ -120,7 +114,7 @@ async def test_workers_follow_a_sentinel_failover_within_10s_losing_nothing(
         for _ in range(10):  # load: 500 tasks that take 20 ms each, 8 slots; acknowledged
             # only once a replica has them (durable enqueue), which is what survives a failover
             ids += await enqueue_durably(broker, [TaskSpec(name="ws.sleep", args=[20])] * 50)
-        await wait_for(lambda: _succeeded(broker, ids[:20]), 10, "workers busy")
+        await wait_for(lambda: succeeded(broker, ids[:20]), 10, "workers busy")
 
         primary_server._process.kill()  # type: ignore[union-attr]  # SIGKILL mid-load
         killed = time.monotonic()
@@ -137,10 +131,10 @@ async def test_workers_follow_a_sentinel_failover_within_10s_losing_nothing(
             except Exception:
                 await asyncio.sleep(0.1)
         ids += later
-        await wait_for(lambda: _succeeded(broker, later[:1]), 10, "work resumes after promotion")
+        await wait_for(lambda: succeeded(broker, later[:1]), 10, "work resumes after promotion")
         resumed_s = time.monotonic() - promoted
-        await wait_for(lambda: _all(broker, ids), 30, "every acknowledged task done")
-        completed = await _succeeded(broker, ids)
+        await wait_for(lambda: all_succeeded(broker, ids), 30, "every acknowledged task done")
+        completed = await succeeded(broker, ids)
         figure(
             "sentinel failover (SIGKILL of the primary)",
             acknowledged=len(ids),
@@ -159,7 +153,3 @@ async def test_workers_follow_a_sentinel_failover_within_10s_losing_nothing(
 async def _promoted(sentinels: Sentinels, old_port: int | None) -> bool:
     port = await sentinels.master_port()
     return port is not None and port != old_port
-
-
-async def _all(broker: Broker, ids: list[str]) -> bool:
-    return await _succeeded(broker, ids) == len(ids)
