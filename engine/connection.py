@@ -46,6 +46,23 @@ _KEEPALIVE = {
 }
 
 
+# Keys a pool adds to its connection kwargs for its own bookkeeping; a new pool makes its own.
+_POOL_OWNED = ("maint_notifications_pool_handler", "himport_registry")
+
+
+def pool_settings(redis: Redis) -> tuple[Any, dict[str, Any]] | None:
+    """The connection class and kwargs of `redis`'s pool (same address, TLS, credentials, db),
+    minus the pool's own bookkeeping, for a new pool on the same server; None when `redis` has
+    no standard connection pool to copy (a test double)."""
+    pool = getattr(redis, "connection_pool", None)
+    kwargs: dict[str, Any] | None = getattr(pool, "connection_kwargs", None)
+    connection_class = getattr(pool, "connection_class", None)
+    if not isinstance(kwargs, dict) or connection_class is None:
+        return None
+    copied = {k: v for k, v in kwargs.items() if k not in _POOL_OWNED and not k.startswith("orig_")}
+    return connection_class, copied
+
+
 def keepalive_options() -> dict[int, int]:
     """`socket_keepalive_options` for redis-py: the tuned probes above."""
     return {getattr(socket, name): value for name, value in _KEEPALIVE.items()}

@@ -18,17 +18,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-log = logging.getLogger("spool.liveness")
+from engine.connection import pool_settings
 
-# Keys a pool adds to its connection kwargs for its own bookkeeping; a new pool makes its own.
-_POOL_OWNED = ("maint_notifications_pool_handler", "himport_registry")
+log = logging.getLogger("spool.liveness")
 
 #: A change of health: (reachable, error text or None).
 HealthListener = Callable[[bool, str | None], None]
@@ -144,12 +142,10 @@ class RedisLiveness:
 def _probe_client(redis: Redis, timeout_s: float) -> Redis | None:
     """A one-connection client on `redis`'s server (same address, TLS, credentials), with no
     retries and `timeout_s` for connect and read; None when `redis` has no pool to copy."""
-    pool = getattr(redis, "connection_pool", None)
-    kwargs: dict[str, Any] | None = getattr(pool, "connection_kwargs", None)
-    connection_class = getattr(pool, "connection_class", None)
-    if not isinstance(kwargs, dict) or connection_class is None:
+    settings = pool_settings(redis)
+    if settings is None:
         return None
-    copied = {k: v for k, v in kwargs.items() if k not in _POOL_OWNED and not k.startswith("orig_")}
+    connection_class, copied = settings
     copied.update(
         retry=Retry(NoBackoff(), 0),
         socket_timeout=timeout_s,

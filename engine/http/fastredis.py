@@ -9,15 +9,12 @@ worker's connections either.
 
 from __future__ import annotations
 
-from typing import Any
-
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-# Keys a pool adds to its connection kwargs for its own bookkeeping; a new pool makes its own.
-_POOL_OWNED = ("maint_notifications_pool_handler", "himport_registry")
+from engine.connection import pool_settings
 
 
 def fail_fast_client(
@@ -35,12 +32,10 @@ def fail_fast_client(
     One retry is safe for every HTTP operation: enqueue carries its ids (a replay is a no-op),
     and requeue, delete, pause and reads are idempotent.
     """
-    pool = getattr(redis, "connection_pool", None)
-    kwargs: dict[str, Any] | None = getattr(pool, "connection_kwargs", None)
-    connection_class = getattr(pool, "connection_class", None)
-    if not isinstance(kwargs, dict) or connection_class is None:
+    settings = pool_settings(redis)
+    if settings is None:
         return None
-    copied = {k: v for k, v in kwargs.items() if k not in _POOL_OWNED and not k.startswith("orig_")}
+    connection_class, copied = settings
     copied.update(
         # Only a refused or broken connection is retried: after a timeout the server may be
         # hung, and the request's deadline (engine.http.deadline) is better spent answering.
