@@ -30,7 +30,7 @@ from engine.http.contract import (
 from engine.http.errors import ApiError, reply, unavailable
 from engine.http.validation import batch_specs, read_body, read_query
 from engine.results import ENDED_STATES
-from engine.task import TaskSpec
+from engine.task import TaskInfo, TaskSpec
 
 
 def _arrival_ms() -> int:
@@ -110,17 +110,27 @@ async def post_batch(request: web.Request) -> web.Response:
     return reply(CreatedBatch(ids=ids), 201)
 
 
+async def _status(c: HttpContext, task_id: str, queue: str | None) -> TaskInfo | None:
+    """The task's record (`queue_ops.task_status`); an invalid queue name is a 400."""
+    try:
+        return await queue_ops.task_status(c.broker, task_id, queue)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+
+
+def _found(task_id: str, info: TaskInfo | None) -> TaskInfo:
+    """`info`, or a 404 when there is none."""
+    if info is None:
+        raise ApiError(404, "not_found", f"no task {task_id!r} (unknown, or its result expired)")
+    return info
+
+
 async def cancel_task(request: web.Request) -> web.Response:
     """POST /v1/tasks/{id}/cancel[?queue=] → {"id", "cancelled", "state"}; 404 unknown."""
     c = ctx(request)
     task_id = request.match_info["id"]
     query = read_query(request, TaskQuery)
-    try:
-        info = await queue_ops.task_status(c.broker, task_id, query.queue)
-    except ValueError as exc:  # an invalid queue name
-        raise ApiError(400, "invalid_request", str(exc)) from None
-    if info is None:
-        raise ApiError(404, "not_found", f"no task {task_id!r} (unknown, or its result expired)")
+    info = _found(task_id, await _status(c, task_id, query.queue))
     done = await cancel_ops.cancel_task(c.broker, task_id, info.queue)
     after = await queue_ops.task_status(c.broker, task_id, info.queue)
     state = str(after.state) if after is not None else None
@@ -139,16 +149,11 @@ async def get_task(request: web.Request) -> web.Response:
     c = ctx(request)
     task_id = request.match_info["id"]
     query = read_query(request, TaskWaitQuery)
-    try:
-        info = await queue_ops.task_status(c.broker, task_id, query.queue)
-    except ValueError as exc:  # an invalid queue name
-        raise ApiError(400, "invalid_request", str(exc)) from None
+    info = await _status(c, task_id, query.queue)
     if info is not None and query.wait and info.state not in ENDED_STATES:
         # Woken by the task's end (the settle script's notification), not by polling.
         try:
             info = await c.ends.wait(task_id, info.queue, query.wait)
         except TimeoutError:  # not ended in time: answer with its state now
             info = await queue_ops.task_status(c.broker, task_id, info.queue)
-    if info is None:
-        raise ApiError(404, "not_found", f"no task {task_id!r} (unknown, or its result expired)")
-    return reply(msgspec.convert(info.to_dict(), TaskView))
+    return reply(msgspec.convert(_found(task_id, info).to_dict(), TaskView))
