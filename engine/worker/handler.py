@@ -43,6 +43,18 @@ def _log_failure(outcome: Outcome) -> tuple[str, str]:
     return exc_type, error
 
 
+def _absorb_cancel(marked: set[int], index: int) -> bool:
+    """If slot `index` is in `marked` (its task was cancelled on purpose), take the mark, undo
+    the current task's pending cancel and say so."""
+    if index not in marked:
+        return False
+    marked.discard(index)
+    current = asyncio.current_task()
+    if current is not None:
+        current.uncancel()
+    return True
+
+
 class HandlerTimeout(Exception):
     """The pool's own per-task timeout fired (distinct from a handler's TimeoutError)."""
 
@@ -187,13 +199,7 @@ class HandlerRunner:
 
     def _take_cancel(self, index: int) -> bool:
         """If slot `index` was cancelled to stop its task, absorb that cancel and say so."""
-        if index not in self._cancelled_slots:
-            return False
-        self._cancelled_slots.discard(index)
-        current = asyncio.current_task()
-        if current is not None:
-            current.uncancel()
-        return True
+        return _absorb_cancel(self._cancelled_slots, index)
 
     async def _run_async(
         self,
@@ -230,13 +236,7 @@ class HandlerRunner:
 
     def take_timeout(self, index: int) -> bool:
         """If the watchdog cancelled slot `index`, absorb that cancel and say so."""
-        if index not in self._timed_out:
-            return False
-        self._timed_out.discard(index)
-        current = asyncio.current_task()
-        if current is not None:
-            current.uncancel()
-        return True
+        return _absorb_cancel(self._timed_out, index)
 
     def expire(self, slots: Mapping[int, asyncio.Task[None]]) -> None:
         """The watchdog's tick: cancel every slot whose handler is past its deadline."""
