@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -160,6 +162,24 @@ def _run_sync(url: str, params: BenchParams, bar: ProgressBar) -> BenchReport:
         return asyncio.run(_run(url, params, bar))
 
 
+@contextlib.contextmanager
+def redis_target(url: str | None, prefix: str) -> Iterator[str]:
+    """`url`; without one, the URL of an embedded server (persistence off, in a temp dir named
+    `prefix`...) that is stopped and deleted when the block ends."""
+    if url:
+        yield url
+        return
+    from engine.embedded import EmbeddedServer
+
+    # A short path: unix socket paths are limited to ~107 bytes.
+    with tempfile.TemporaryDirectory(prefix=prefix, dir="/tmp") as tmp:
+        server = EmbeddedServer(tmp, persistence=False).start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
 def main(argv: list[str]) -> int:
     """Run `bench` from its own parser; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -186,18 +206,11 @@ def run(args: argparse.Namespace, url: str | None, as_json: bool) -> int:
         except (OSError, ValueError, TypeError) as exc:
             print(f"spool bench: cannot read {args.compare}: {exc}", file=sys.stderr)
             return 2
-    server = None
-    tmp = None
+    embedded = not url
     bar = ProgressBar(sys.stderr, enabled=not args.no_progress)
     try:
-        if not url:
-            from engine.embedded import EmbeddedServer
-
-            # A short path: unix socket paths are limited to ~107 bytes.
-            tmp = tempfile.TemporaryDirectory(prefix="spoolbench-", dir="/tmp")
-            server = EmbeddedServer(tmp.name, persistence=False).start()
-            url = server.url
-        report = _run_sync(url, params, bar)
+        with redis_target(url, "spoolbench-") as target:
+            report = _run_sync(target, params, bar)
     except KeyboardInterrupt:
         bar.close()
         print("spool bench: interrupted", file=sys.stderr)
@@ -206,13 +219,8 @@ def run(args: argparse.Namespace, url: str | None, as_json: bool) -> int:
         bar.close()
         print(f"spool bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if server is not None:
-            server.stop()
-        if tmp is not None:
-            tmp.cleanup()
     bar.close()
-    if server is not None:
+    if embedded:
         report = dataclasses.replace(
             report, redis="embedded valkey (unix socket in a temp dir, persistence off)"
         )

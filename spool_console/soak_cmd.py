@@ -10,11 +10,11 @@ import asyncio
 import json
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 from engine.bench.soak import SoakParams, SoakReport, SoakSample, run_soak
+from spool_console.bench_cmd import redis_target
 
 #: Bench flags that mean nothing to a soak (one worker process, open loop at --rate).
 _NOT_FOR_SOAK = (
@@ -82,27 +82,15 @@ def run_soak_cmd(args: argparse.Namespace, url: str | None, as_json: bool) -> in
     except (TypeError, ValueError) as exc:
         print(f"spool bench: {exc}", file=sys.stderr)
         return 2
-    server = None
-    tmp = None
     try:
-        if not url:
-            from engine.embedded import EmbeddedServer
-
-            tmp = tempfile.TemporaryDirectory(prefix="spoolsoak-", dir="/tmp")
-            server = EmbeddedServer(tmp.name, persistence=False).start()
-            url = server.url
-        report = _run(url, params, not args.no_progress)
+        with redis_target(url, "spoolsoak-") as target:
+            report = _run(target, params, not args.no_progress)
     except KeyboardInterrupt:
         print("spool bench: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         print(f"spool bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if server is not None:
-            server.stop()
-        if tmp is not None:
-            tmp.cleanup()
     text, doc = report.to_text(), json.dumps(report.to_dict(), indent=2)
     sys.stdout.write(doc + "\n" if as_json else text)
     if args.out:
