@@ -178,15 +178,29 @@ def _cancelled_info(
     ttl_ms = None
     if at_ms is not None:
         ttl_ms = int(float(at_ms) + broker.config.result_ttl_s * 1000 - time.time() * 1000)
+    ttl_ms = max(0, ttl_ms) if ttl_ms is not None else None
+    return _ended_info(task_id, queue, TaskState.CANCELLED, doc, ttl_ms)
+
+
+def _ended_info(
+    task_id: str,
+    queue: str,
+    state: TaskState,
+    doc: dict[str, Any],
+    result_ttl_ms: int | None,
+    result: Any = None,
+) -> TaskInfo:
+    """A task's record from the document kept after it ended (its result or its cancel)."""
     return TaskInfo(
         id=task_id,
         queue=queue,
-        state=TaskState.CANCELLED,
+        state=state,
         name=doc.get("name", ""),
         attempts=int(doc.get("attempts", 0)),
+        result=result,
         enqueued_at_ms=_int_or_none(doc.get("enqueued_at_ms")),
         finished_at_ms=doc.get("finished_at_ms"),
-        result_ttl_ms=max(0, ttl_ms) if ttl_ms is not None else None,
+        result_ttl_ms=result_ttl_ms,
     )
 
 
@@ -224,17 +238,8 @@ async def task_status(broker: Broker, task_id: str, queue: str | None = None) ->
             return _cancelled_info(task_id, q, codec.loads(cancelled), cancelled_at, broker)
         if result is not None:
             doc = codec.loads(result)
-            return TaskInfo(
-                id=task_id,
-                queue=q,
-                state=TaskState.SUCCEEDED,
-                name=doc.get("name", ""),
-                attempts=int(doc.get("attempts", 0)),
-                result=doc.get("result"),
-                enqueued_at_ms=_int_or_none(doc.get("enqueued_at_ms")),
-                finished_at_ms=doc.get("finished_at_ms"),
-                result_ttl_ms=int(ttl) if ttl and ttl > 0 else None,
-            )
+            ttl_ms = int(ttl) if ttl and ttl > 0 else None
+            return _ended_info(task_id, q, TaskState.SUCCEEDED, doc, ttl_ms, doc.get("result"))
         if payload is None:
             continue
         extra: dict[str, Any] = {}
