@@ -30,6 +30,21 @@ async def open_queues(pilot, queue: str = "default") -> QueuesScreen:
     return app.screen
 
 
+async def select_queue(pilot, screen: QueuesScreen, queue: str) -> None:
+    """Move the queues table's cursor down to `queue`."""
+    table = screen.query_one("#queues", VimTable)
+    while table.cursor_key != queue:
+        await pilot.press("j")
+
+
+async def open_queue_page(pilot, screen: QueuesScreen, queue: str) -> QueueDetailScreen:
+    """Select `queue` on the queues screen and open its page."""
+    await select_queue(pilot, screen, queue)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, QueueDetailScreen))
+    return pilot.app.screen
+
+
 async def test_pause_and_resume_from_queues_screen(redis_url, prefix, redis) -> None:
     app = make_app(make_settings(redis_url, prefix))
     broker = Broker(redis, EngineConfig(prefix=prefix))
@@ -96,12 +111,8 @@ async def test_queue_page_and_task_detail(redis_url, prefix, redis) -> None:
     app = make_app(make_settings(redis_url, prefix))
     async with app.run_test(size=(160, 45)) as pilot:
         screen = await open_queues(pilot, "orders")
-        table = screen.query_one("#queues", VimTable)
-        while table.cursor_key != "orders":
-            await pilot.press("j")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
-        tasks = app.screen.query_one("#tasks", VimTable)
+        page = await open_queue_page(pilot, screen, "orders")
+        tasks = page.query_one("#tasks", VimTable)
         await wait_until(pilot, lambda: tasks.row_count == 2, what="two tasks peeked")
         assert "[7]" in screen_text(app) and "[   7 ]" not in screen_text(app)  # compact args
         await pilot.press("enter")  # the high task is first in fetch order
@@ -134,12 +145,8 @@ async def test_x_cancels_a_task_and_schedules_are_listed(redis_url, prefix, redi
         await wait_until(
             pilot, lambda: "digest.send every 60 s → mail" in screen_text(app), what="schedule"
         )
-        table = screen.query_one("#queues", VimTable)
-        while table.cursor_key != "orders":
-            await pilot.press("j")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
-        tasks = app.screen.query_one("#tasks", VimTable)
+        page = await open_queue_page(pilot, screen, "orders")
+        tasks = page.query_one("#tasks", VimTable)
         await wait_until(pilot, lambda: tasks.row_count == 2, what="two tasks peeked")
         assert tasks.cursor_key == first
         await pilot.press("x")
@@ -159,9 +166,7 @@ async def test_queues_screen_says_why_a_queue_is_not_moving(redis_url, prefix, r
             what="the dashboard's not-moving line",
         )
         screen = await open_queues(pilot, "orders")
-        table = screen.query_one("#queues", VimTable)
-        while table.cursor_key != "orders":
-            await pilot.press("j")
+        await select_queue(pilot, screen, "orders")
         await wait_until(
             pilot,
             lambda: (
@@ -187,12 +192,7 @@ async def test_queue_page_pages_pending_scheduled_and_active(redis_url, prefix, 
     app = make_app(make_settings(redis_url, prefix))
     async with app.run_test(size=(160, 45)) as pilot:
         screen = await open_queues(pilot, "orders")
-        table = screen.query_one("#queues", VimTable)
-        while table.cursor_key != "orders":
-            await pilot.press("j")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, QueueDetailScreen))
-        page = app.screen
+        page = await open_queue_page(pilot, screen, "orders")
         box, tasks = page.query_one("#tasks-box"), page.query_one("#tasks", VimTable)
 
         def title_has(text: str) -> bool:
