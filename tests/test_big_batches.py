@@ -105,7 +105,9 @@ async def test_a_malformed_settle_item_fails_before_any_write(redis: Redis, pref
     assert (await broker.settle(Q, [succeeded(t, 1, 0, 0)])) == [True]
 
 
-def _gated_registry(gate: asyncio.Event, runs: list[int]) -> TaskRegistry:
+def _gated_pool(broker: Broker) -> tuple[WorkerPool, asyncio.Event, list[int]]:
+    """A pool (2 slots, 0.2 s ticks) whose `gated` handler notes its run, then awaits the gate."""
+    gate, runs = asyncio.Event(), []
     reg = TaskRegistry()
 
     @task(name="gated", registry=reg)
@@ -114,7 +116,10 @@ def _gated_registry(gate: asyncio.Event, runs: list[int]) -> TaskRegistry:
         await gate.wait()
         return len(runs)
 
-    return reg
+    settings = PoolSettings(
+        concurrency=2, idle_block_s=0.2, heartbeat_s=0.2, metrics_interval_s=0.2
+    )
+    return WorkerPool(broker, settings, registry=reg), gate, runs
 
 
 async def _pause_writes(redis: Redis, seconds: float) -> None:
@@ -142,12 +147,7 @@ async def test_a_settle_not_written_within_its_lease_is_given_up_and_reaped(
 
 async def _given_up_and_reaped(redis: Redis, prefix: str) -> None:
     broker = make_broker(redis, prefix, lease_s=1.0)
-    gate, runs = asyncio.Event(), []
-    pool = WorkerPool(
-        broker,
-        PoolSettings(concurrency=2, idle_block_s=0.2, heartbeat_s=0.2, metrics_interval_s=0.2),
-        registry=_gated_registry(gate, runs),
-    )
+    pool, gate, runs = _gated_pool(broker)
     await pool.start()
     try:
         tid = (await broker.enqueue([TaskSpec(name="gated", queue=Q)]))[0]
@@ -179,12 +179,7 @@ async def test_stop_is_bounded_while_outcomes_cannot_be_written(
 
 async def _stop_bounded(redis: Redis, prefix: str) -> None:
     broker = make_broker(redis, prefix, lease_s=60.0)  # no give-up by lease before the stop
-    gate, runs = asyncio.Event(), []
-    pool = WorkerPool(
-        broker,
-        PoolSettings(concurrency=2, idle_block_s=0.2, heartbeat_s=0.2, metrics_interval_s=0.2),
-        registry=_gated_registry(gate, runs),
-    )
+    pool, gate, runs = _gated_pool(broker)
     await pool.start()
     tid = (await broker.enqueue([TaskSpec(name="gated", queue=Q)]))[0]
     await wait_for(lambda: runs, what="the handler started")
