@@ -9,6 +9,7 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 from support.polling import wait_for
+from support.workers import wait_running
 
 from engine.broker import Broker
 from engine.config import EngineConfig
@@ -32,7 +33,7 @@ async def test_full_redis_refuses_enqueue_finishes_held_work_and_recovers(
     proc = workers.start(aof_server.url, "--concurrency", "4", "--http", f"127.0.0.1:{port}")
     specs = [TaskSpec(name="ws.sleep", kwargs={"ms": 300}) for _ in range(60)]
     try:
-        await wait_for(lambda: "spool: " in workers.log_text(proc), 20, "the worker runs")
+        await wait_running(proc, 20)
         ids = await broker.enqueue(specs)
         await wait_for(lambda: succeeded(broker, ids[:4]), 10, "the worker is busy")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 from support.polling import wait_for
-from support.workers import kill_all
+from support.workers import kill_all, wait_running
 
 from engine.broker import Broker
 from engine.config import EngineConfig
@@ -109,7 +109,7 @@ async def test_workers_follow_a_sentinel_failover_within_10s_losing_nothing(
     procs = [workers.start(sentinels.url, "--concurrency", "4") for _ in range(2)]
     try:
         for proc in procs:
-            await wait_for(lambda proc=proc: "spool: " in workers.log_text(proc), 20, "worker up")
+            await wait_running(proc, 20)
         ids: list[str] = []
         for _ in range(10):  # load: 500 tasks that take 20 ms each, 8 slots; acknowledged
             # only once a replica has them (durable enqueue), which is what survives a failover

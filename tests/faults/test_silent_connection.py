@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from support.polling import wait_for
+from support.workers import wait_running
 
 from engine.broker import Broker
 from engine.config import EngineConfig
@@ -39,9 +40,7 @@ async def test_silent_drop_resumes_within_10s_and_sigterm_still_exits(
     ]
     try:
         for proc in procs:
-            await wait_for(
-                lambda proc=proc: "spool: " in workers.log_text(proc), 20, "the worker runs"
-            )
+            await wait_running(proc, 20)
         ids = await enqueue_counted(broker, key, 200)
         await wait_for(lambda: all_done(redis, key, ids), 20, "warm-up tasks done")
 

@@ -85,6 +85,11 @@ def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait(5)
 
 
+async def wait_running(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """Until `proc` has printed its first status line ("spool: …"): it is up and working."""
+    await wait_for(lambda: "spool: " in log_of(proc), timeout_s, f"pid {proc.pid} running")
+
+
 async def wait_exit(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> int:
     """`proc`'s exit code, once it has exited (processes stop slowly: a long deadline)."""
     await wait_for(lambda: proc.poll() is not None, timeout_s, f"pid {proc.pid} to exit")
