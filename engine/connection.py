@@ -63,6 +63,19 @@ def pool_settings(redis: Redis) -> tuple[Any, dict[str, Any]] | None:
     return connection_class, copied
 
 
+def raise_if_cancelling() -> None:
+    """Raise `CancelledError` when the current task has been asked to stop.
+
+    redis-py 8 can complete a command through a cancel (it retries a read the cancel cut
+    short), so the `CancelledError` never reaches the caller; a loop that sleeps after such a
+    call would run on and leave its `stop()` waiting forever. Periodic loops call this before
+    they sleep, to end as asked.
+    """
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        raise asyncio.CancelledError
+
+
 def keepalive_options() -> dict[int, int]:
     """`socket_keepalive_options` for redis-py: the tuned probes above."""
     return {getattr(socket, name): value for name, value in _KEEPALIVE.items()}

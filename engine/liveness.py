@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from engine.connection import pool_settings
+from engine.connection import pool_settings, raise_if_cancelling
 
 log = logging.getLogger("spool.liveness")
 
@@ -104,10 +104,7 @@ class RedisLiveness:
                 last_drop = now
             elif not self.healthy:
                 self._set(False, f"no reply for {now - last_ok:.0f} s ({error})")
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                # redis-py 8 can let a PING under a read timeout complete through a cancel.
-                raise asyncio.CancelledError
+            raise_if_cancelling()
             await asyncio.sleep(max(0.0, self.probe_every_s - (self._clock() - started)))
 
     async def _ping(self) -> str | None:

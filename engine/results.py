@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from engine import queues as queue_ops
 from engine.broker import Broker, _s
+from engine.connection import raise_if_cancelling
 from engine.task import TaskInfo, TaskState
 
 log = logging.getLogger("spool.results")
@@ -100,6 +101,7 @@ class EndWatcher:
         backstop_at = time.monotonic() + self.backstop_s
         backoff = 0.05
         while watch.futures:
+            raise_if_cancelling()
             try:
                 reply = await redis.xread({key: watch.position}, count=500, block=self.block_ms)
                 backoff = 0.05

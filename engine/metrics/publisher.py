@@ -7,6 +7,8 @@ import contextlib
 import logging
 from typing import Any
 
+from engine.connection import raise_if_cancelling
+
 from .recorder import MetricsRecorder
 from .snapshot import MetricsSnapshot, decode_snapshot, encode_snapshot, merge_snapshots
 
@@ -80,6 +82,7 @@ class SnapshotPublisher:
                 if self.last_error is not None:
                     log.info("metrics publish to %s recovered", self.key)
                 self.last_error = None
+            raise_if_cancelling()
             await asyncio.sleep(self.interval_s)
 
     def start(self) -> None:

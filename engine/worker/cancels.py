@@ -9,6 +9,7 @@ import contextlib
 import logging
 
 from engine.broker import Broker, _s
+from engine.connection import raise_if_cancelling
 from engine.worker.handler import HandlerRunner
 from engine.worker.leases import Leases
 from engine.worker.slots import Slots
@@ -55,6 +56,7 @@ class CancelListener:
                 self.subscribed.set()
                 backoff = 0.1
                 while True:
+                    raise_if_cancelling()
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         _queue, _, task_id = _s(message["data"]).partition("\n")

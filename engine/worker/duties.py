@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from engine.connection import raise_if_cancelling
 from engine.worker.health import REDIS_DOWN, RedisHealth
 
 log = logging.getLogger("spool.worker")
@@ -80,9 +81,5 @@ class PeriodicDuties:
                 self.health.mark_down(exc)
             except Exception:
                 log.exception("%s failed; will try again", duty.name)
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                # A Redis call can complete through a cancel (engine.liveness explains when):
-                # end as asked rather than run on and leave stop() waiting.
-                raise asyncio.CancelledError
+            raise_if_cancelling()
             await asyncio.sleep(duty.interval_s)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from engine.broker import Broker
+from engine.connection import raise_if_cancelling
 from engine.worker.health import REDIS_DOWN
 
 log = logging.getLogger("spool.worker")
@@ -55,6 +56,7 @@ class ClusterWake:
         key = self.broker.keys(queue).wake
         backoff = 0.05
         while True:
+            raise_if_cancelling()
             try:
                 if await self.broker.redis.blpop([key], timeout=self.block_s) is not None:
                     self._event.set()
