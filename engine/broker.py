@@ -108,6 +108,9 @@ class Broker:
         self.scripts = Scripts(redis)
         self._keys: dict[str, QueueKeys] = {}
         self._registered: set[str] = set()
+        # (queue, worker id) -> token of a fetch that raised: its reply, and the tasks it
+        # leased, may be lost. The next fetch reuses the token and fetch.lua returns them.
+        self._lost_fetches: dict[tuple[str, str], str] = {}
 
     # -- keys and queues -------------------------------------------------------------------
     def keys(self, queue: str) -> QueueKeys:
@@ -312,14 +315,21 @@ class Broker:
     async def _fetch_once(
         self, queue: str, n: int, worker_id: str, lease_s: float | None
     ) -> FetchResult:
-        token, argv = self._fetch_argv(n, worker_id, lease_s)
-        raw = await self.scripts.run("fetch", self.keys(queue), argv)
+        keys = self.keys(queue)
+        token, argv = self._fetch_argv(queue, n, worker_id, lease_s)
+        try:
+            raw = await self.scripts.run("fetch", keys, argv, [keys.fetch_mark(token)])
+        except BaseException:
+            self._lost_fetches[(queue, worker_id)] = token
+            raise
         return _fetch_result(queue, raw, token)
 
     def _fetch_argv(
-        self, n: int, worker_id: str, lease_s: float | None
+        self, queue: str, n: int, worker_id: str, lease_s: float | None
     ) -> tuple[str, list[object]]:
-        token = f"{os.urandom(8).hex()}|{worker_id}"
+        token = self._lost_fetches.pop((queue, worker_id), None)
+        if token is None:
+            token = f"{os.urandom(8).hex()}|{worker_id}"
         lease_ms = int((lease_s or self.config.lease_s) * 1000)
         return token, [n, lease_ms, token, self.config.promote_batch, self.config.wake_tokens_max]
 
@@ -341,20 +351,25 @@ class Broker:
         and the caller's next round fetches every queue.
         """
         keys = self.keys(queue)
-        token, argv = self._fetch_argv(min(n, BATCH_MAX), worker_id, lease_s)
-        all_keys, args = self.scripts.call_args("fetch", keys, argv)
+        token, argv = self._fetch_argv(queue, min(n, BATCH_MAX), worker_id, lease_s)
+        mark = [keys.fetch_mark(token)]
+        all_keys, args = self.scripts.call_args("fetch", keys, argv, mark)
         # The nudge key of the first queue: `nudge` pushes the same one.
         wake_keys = [self.keys(q).wake for q in queues] + [self.keys(queues[0]).nudge(worker_id)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.blpop(wake_keys, timeout=max(timeout_s, 0.001))
-            pipe.evalsha(self.scripts.sha("fetch"), len(all_keys), *all_keys, *args)
-            woke, raw = await pipe.execute(raise_on_error=False)
-        if isinstance(woke, Exception):
-            raise woke
-        if isinstance(raw, NoScriptError):  # a restarted or flushed server: load and run it
-            raw = await self.scripts.run("fetch", keys, argv)
-        elif isinstance(raw, Exception):
-            raise raw
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.blpop(wake_keys, timeout=max(timeout_s, 0.001))
+                pipe.evalsha(self.scripts.sha("fetch"), len(all_keys), *all_keys, *args)
+                woke, raw = await pipe.execute(raise_on_error=False)
+            if isinstance(woke, Exception):
+                raise woke
+            if isinstance(raw, NoScriptError):  # a restarted or flushed server: load and run it
+                raw = await self.scripts.run("fetch", keys, argv, mark)
+            elif isinstance(raw, Exception):
+                raise raw
+        except BaseException:
+            self._lost_fetches[(queue, worker_id)] = token
+            raise
         return _fetch_result(queue, raw, token)
 
     async def nudge(self, queue: str, worker_id: str) -> None:

@@ -130,6 +130,11 @@ class QueueKeys:
         without cancelling a fetch whose reply may already carry leased tasks."""
         return f"{self.base}:nudge:{worker_id}"
 
+    def fetch_mark(self, token: str) -> str:
+        """Marks that a fetch under lease `token` ran (string, lives one lease): a second call
+        with the same token is a retry whose first reply was lost."""
+        return f"{self.base}:fetched:{token}"
+
     def result(self, task_id: str) -> str:
         """The result of one finished task (string with a TTL)."""
         return f"{self.base}:result:{task_id}"

@@ -1,6 +1,6 @@
 -- fetch(n): ARGV = levels, n, lease_ms, token, promote_limit, wake_cap.
 -- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
---   the queue's flow keys (flow.lua).
+--   the fetch mark of `token` (keys.fetch_mark); then the queue's flow keys (flow.lua).
 -- Pops up to n ids, highest level first, FIFO within a level, into `active` under a lease.
 -- With the queue's `max_wait` set (meta, ms), a lower-level task that waited that long is
 -- served first. Tasks over a rate or concurrency limit (flow.lua) are handed back inside the
@@ -14,12 +14,28 @@ local now_us = now_us_str()
 local n = math.min(tonumber(ARGV[2]), 1000)
 local lease_ms = tonumber(ARGV[3])
 local token = ARGV[4]
+-- A second call with the same token is a retry whose first reply was lost (redis-py retries
+-- on a dropped connection; the broker reuses the token of a fetch that failed): it returns
+-- the tasks still leased under the token as well, or their leases would expire as if a worker
+-- had died running them (and count towards crash_loop). Rare, so the lease scan is fine.
+local mark = KEYS[FIRST_EXTRA_KEY]
+local again = {}
+if redis.call('SET', mark, '1', 'PX', lease_ms, 'GET') then
+  local leases = redis.call('HGETALL', k.lease)
+  for i = 1, #leases, 2 do
+    if leases[i + 1] == token then again[#again + 1] = leases[i] end
+  end
+  n = math.max(0, n - #again)
+end
 promote_due(k, pending, now, tonumber(ARGV[5]))
 local out = {now, -1, now_us}
 if redis.call('EXISTS', k.paused) == 1 then
-  local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
-  if #nxt > 0 then out[2] = tonumber(nxt[2]) end
-  return out
+  if #again == 0 then
+    local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
+    if #nxt > 0 then out[2] = tonumber(nxt[2]) end
+    return out
+  end
+  n = 0  -- paused: only what the lost reply carried
 end
 local max_wait_us = tonumber(redis.call('HGET', k.meta, 'max_wait_ms') or '0') * 1000
 
@@ -81,6 +97,13 @@ else
     end
   end
   flow_commit()
+end
+if #again > 0 then
+  local ps = bulk_read('HMGET', k.tasks, again)
+  for i, id in ipairs(again) do
+    ids[#ids + 1] = id
+    payloads[#ids] = ps[i]
+  end
 end
 local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
 if #nxt > 0 then out[2] = tonumber(nxt[2]) end

@@ -64,8 +64,10 @@ class Fetcher:
         self.fetched_total = 0
         self._blocking = False  # parked on the wake-up key or on slot capacity
         self._in_redis_wait = False  # parked in Broker.wait_and_fetch
-        self._no_pipelined_fetch = asyncio.Event()  # clear from that wait until its tasks are held
-        self._no_pipelined_fetch.set()
+        # Clear while a fetch (a round's, or one pipelined behind a wait) may lease tasks that
+        # are not yet held: a suspect about to run alone waits for it (`quiesce`).
+        self._no_fetch_in_flight = asyncio.Event()
+        self._no_fetch_in_flight.set()
         self.closed = False
         # How an idle fetcher waits: on one server the wake-up and the fetch share a round
         # trip; on a Cluster one watcher per queue stays parked (a BLPOP cannot span slots).
@@ -123,7 +125,7 @@ class Fetcher:
         return self._blocking or self._in_redis_wait
 
     async def quiesce(self) -> None:
-        """Return once no fetch pipelined behind a wait is pending, nudging a parked wait out.
+        """Return once no fetch is pending, nudging a parked wait out.
 
         A suspect task about to run alone needs every task leased to this process in hand (to
         give it back first): a parked wait would lease more the moment a token arrives.
@@ -133,7 +135,7 @@ class Fetcher:
                 await self.broker.nudge(self.settings.queues[0], self.worker_id)
             except (*REDIS_DOWN, RedisError):
                 return  # Redis is away: no fetch can lease anything now
-        await self._no_pipelined_fetch.wait()
+        await self._no_fetch_in_flight.wait()
 
     def wait_p95_s(self) -> float | None:
         """Queue-wait p95 of recently fetched tasks (seconds), or None before any."""
@@ -176,25 +178,29 @@ class Fetcher:
             try:
                 got, runnable, next_due_ms, now_ms = 0, 0, None, 0
                 short: set[str] = set()  # came back with less than asked: empty for now
-                for queue, want in self._plan(queues, rotation, room):
-                    if got >= room:
-                        break
-                    if queue in short:
-                        continue
-                    asked = min(want, room - got, s.fetch_batch_max)
-                    res = await self.broker.fetch(queue, asked, self.worker_id)
-                    if len(res.tasks) < asked:
-                        short.add(queue)
-                    now_ms = res.now_ms
-                    if res.next_due_ms is not None:
-                        next_due_ms = (
-                            res.next_due_ms
-                            if next_due_ms is None
-                            else min(next_due_ms, res.next_due_ms)
-                        )
-                    if res.tasks:
-                        got += len(res.tasks)
-                        runnable += await self._take(queue, res.tasks)
+                self._no_fetch_in_flight.clear()
+                try:
+                    for queue, want in self._plan(queues, rotation, room):
+                        if got >= room:
+                            break
+                        if queue in short:
+                            continue
+                        asked = min(want, room - got, s.fetch_batch_max)
+                        res = await self.broker.fetch(queue, asked, self.worker_id)
+                        if len(res.tasks) < asked:
+                            short.add(queue)
+                        now_ms = res.now_ms
+                        if res.next_due_ms is not None:
+                            next_due_ms = (
+                                res.next_due_ms
+                                if next_due_ms is None
+                                else min(next_due_ms, res.next_due_ms)
+                            )
+                        if res.tasks:
+                            got += len(res.tasks)
+                            runnable += await self._take(queue, res.tasks)
+                finally:
+                    self._no_fetch_in_flight.set()
                 rotation += 1
                 self.health.mark_ok()
                 backoff = 0.05
@@ -203,7 +209,9 @@ class Fetcher:
                     await asyncio.sleep(foreign_pause)
                     continue
                 foreign_pause = 0.0
-                if got == 0 and not self.closed:
+                # A suspect about to run alone has checked for a parked wait already: parking
+                # now could lease tasks that would die with it.
+                if got == 0 and not self.closed and not self.slots.isolating:
                     block = s.idle_block_s
                     if next_due_ms is not None:
                         block = min(block, max(0.001, (next_due_ms - now_ms) / 1000))
@@ -235,7 +243,7 @@ class Fetcher:
         """Park until work may be there (or `block_s`); on one server, fetch on the way out."""
         if self._pipelined:
             self._in_redis_wait = True
-            self._no_pipelined_fetch.clear()
+            self._no_fetch_in_flight.clear()
             try:
                 res = await self.broker.wait_and_fetch(
                     queues, queue, min(room, self.settings.fetch_batch_max), self.worker_id, block_s
@@ -246,7 +254,7 @@ class Fetcher:
                     await asyncio.sleep(0)
             finally:
                 self._in_redis_wait = False
-                self._no_pipelined_fetch.set()
+                self._no_fetch_in_flight.set()
             return
         self._blocking = True
         try:

@@ -11,6 +11,8 @@ processes and a real server and flip its mode from synchronous or asynchronous t
   connections opened while dropping are black holes too. `pass_through()` afterwards serves
   new connections only, exactly like a path whose state was lost.
 - `reset()`: every open connection is closed with an RST; new ones pass.
+- `lose_replies()`: requests reach the server, its replies are discarded (a path that fails
+  after the server acted: the client cannot tell whether its command ran).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
-PASS, STALL, DROP = "pass", "stall", "drop"
+PASS, STALL, DROP, LOSE_REPLIES = "pass", "stall", "drop", "lose_replies"
 
 
 @dataclass(eq=False)
@@ -72,6 +74,10 @@ class FaultProxy:
     def drop(self) -> None:
         """Silently black-hole every connection, open now or opened until `pass_through()`."""
         self._call(self._set_mode, DROP)
+
+    def lose_replies(self) -> None:
+        """Forward requests, discard every reply, until `pass_through()`."""
+        self._call(self._set_mode, LOSE_REPLIES)
 
     def reset(self) -> None:
         """Close every open connection with an RST."""
@@ -155,8 +161,8 @@ class FaultProxy:
             return
         link.upstream = up_writer
         link.tasks = [
-            asyncio.create_task(self._pump(reader, up_writer, link)),
-            asyncio.create_task(self._pump(up_reader, writer, link)),
+            asyncio.create_task(self._pump(reader, up_writer, link, replies=False)),
+            asyncio.create_task(self._pump(up_reader, writer, link, replies=True)),
         ]
         await asyncio.gather(*link.tasks, return_exceptions=True)
         self._forget(link)
@@ -168,7 +174,12 @@ class FaultProxy:
                 pass
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: _Link,
+        *,
+        replies: bool,
     ) -> None:
         try:
             while True:
@@ -177,7 +188,7 @@ class FaultProxy:
                     break
                 while self.mode == STALL and not link.dead:
                     await self._resume.wait()
-                if link.dead:
+                if link.dead or (replies and self.mode == LOSE_REPLIES):
                     continue  # swallowed: the other side never hears of it
                 writer.write(data)
                 await writer.drain()
