@@ -47,12 +47,6 @@ class LatencyChart(AsyncPlot):
         span = chart_span(self.span_s, first, newest)
         pts = [p for p in pts if newest - p.start_s < span]
         xs = [p.start_s - newest for p in pts]
-        lines = []
-        for name, color, marker in LINES:
-            ys = [getattr(p.summary, f"{name}_ms") for p in pts]
-            self.latest[name] = ys[-1] if ys else 0.0
-            if xs:
-                lines.append((ys, name, color, marker))
         p95_top = max((p.summary.p95_ms for p in pts), default=0.0)
         p99_top = max((p.summary.p99_ms for p in pts), default=0.0)
         top = None
@@ -60,6 +54,14 @@ class LatencyChart(AsyncPlot):
         if p95_top and p99_top > OUTLIER_FACTOR * p95_top:
             top = OUTLIER_FACTOR * p95_top
             clipped = f" · p99 off scale, max {fmt_latency(p99_top)}"
+        lines = []
+        for name, color, marker in LINES:
+            ys = [getattr(p.summary, f"{name}_ms") for p in pts]
+            self.latest[name] = ys[-1] if ys else 0.0
+            if xs:
+                # Off-scale points sit on the top edge: plotext drops points outside the
+                # y-limits, and its legend fails on a labelled series left with none.
+                lines.append(([min(y, top) for y in ys] if top else ys, name, color, marker))
         if 0 < self.size.width < 80:  # the short title of a narrow chart
             now = " ".join(f"{n} {fmt_latency(self.latest.get(n, 0.0))}" for n, *_ in LINES)
             title = f"Latency: {now}"
