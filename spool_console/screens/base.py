@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.css.query import NoMatches
@@ -58,10 +59,15 @@ class SpoolScreen(Screen[None]):
 
     def show_snapshot(self, snap: ConsoleSnapshot) -> None:
         """Update the status bar, then the screen's own panels."""
+        self.draw_now(lambda: self._show(snap))
+
+    def draw_now(self, draw: Callable[[], None]) -> None:
+        """Run `draw` (a snapshot, or a worker's result, into this screen's widgets) unless the
+        screen is composing or torn down meanwhile: the next snapshot or load draws again."""
         if not self.is_mounted:
             return
-        with contextlib.suppress(NoMatches):  # composing or torn down: the next one will do
-            self._show(snap)
+        with contextlib.suppress(NoMatches):
+            draw()
 
     def _show(self, snap: ConsoleSnapshot) -> None:
         self.show_status(snap)

@@ -193,7 +193,7 @@ class DeadScreen(SpoolScreen):
         self.marked &= set(self.items)
         self.groups = groups
         self.matching = count
-        self._draw()
+        self.draw_now(self._draw)
 
     def _draw(self) -> None:
         rows = []

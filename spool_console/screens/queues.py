@@ -22,7 +22,7 @@ from spool_console.engine_host import ConsoleSnapshot, EngineUnavailable
 from spool_console.screens.base import SpoolScreen
 from spool_console.screens.detail import DetailScreen, as_json, fmt_ms_time, record_view
 from spool_console.screens.enqueue_form import EnqueueScreen
-from spool_console.task_views import PAGE, load_view, view_names
+from spool_console.task_views import PAGE, ViewRows, load_view, view_names
 from widgets.breakdown_table import BreakdownTable
 from widgets.depth_panel import DepthPanel
 from widgets.limits_panel import LimitsPanel, held_back
@@ -437,6 +437,9 @@ class QueueDetailScreen(QueueActions):
         except Exception:
             return
         self._has_next = shown.has_next
+        self.draw_now(lambda: self._show_view(view, shown))
+
+    def _show_view(self, view: str, shown: ViewRows) -> None:
         self.query_one("#tasks-box").border_title = shown.title
         rows = shown.rows
         self.query_one("#tasks", VimTable).sync(rows)
