@@ -24,7 +24,8 @@ from spool_console.screens.dashboard import DashboardScreen
 from spool_console.screens.dead import DeadScreen
 from spool_console.screens.find_task import FindTaskScreen
 from spool_console.screens.help import HelpScreen
-from spool_console.screens.queues import QueuesScreen, task_view
+from spool_console.screens.queue_detail import task_view
+from spool_console.screens.queues import QueuesScreen
 from spool_console.screens.workers import WorkersScreen
 from spool_console.settings import Settings
 

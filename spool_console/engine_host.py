@@ -21,66 +21,30 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from engine.audit import AuditEntry, record_quietly
 from engine.broker import Broker
 from engine.connection import mask_url, open_redis
-from engine.diagnosis import Diagnosis, Reason, diagnose, gather_facts
-from engine.metrics.publisher import fetch_fleet_snapshot
-from engine.metrics.snapshot import MetricsSnapshot
-from engine.queues import QueueStats, all_queue_stats
-from engine.schedule import ScheduleInfo, list_schedules
 from engine.task import default_registry
 from engine.worker.pool import WorkerPool
-from engine.worker.registry import WorkerRecord, list_workers
 from engine.worker.settings import with_declared_queues
-from engine.worker.snapshot import PoolSnapshot
 from spool_console.settings import Settings
+from spool_console.snapshots import (
+    ConsoleSnapshot,
+    DrainRates,
+    down_diagnoses,
+    no_pool_reason,
+    read_fleet,
+)
 
 log = logging.getLogger("spool.console")
-#: Queues diagnosed per refresh (a few round trips each); the rest show no diagnosis.
-MAX_DIAGNOSED = 50
 
 T = TypeVar("T")
 
 
 class EngineUnavailable(RuntimeError):
     """Raised by `EngineHost.call` while there is no Redis connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleSnapshot:
-    """Everything the console draws, taken at one moment; replaced whole every second."""
-
-    seq: int
-    taken_at_s: float
-    connected: bool
-    url_masked: str
-    error: str | None
-    embedded: bool
-    uptime_s: float
-    workers: tuple[WorkerRecord, ...] = ()
-    pool: PoolSnapshot | None = None
-    metrics: MetricsSnapshot | None = None
-    queues: tuple[QueueStats, ...] = ()
-    dead_count: int = 0
-    levels: tuple[str, ...] = ("high", "default", "low")
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    #: Why `pool` is None, in words for the scaler panels ("" when there is a pool).
-    no_pool_reason: str = ""
-    schedules: tuple[ScheduleInfo, ...] = ()
-    diagnoses: tuple[Diagnosis, ...] = ()  # one per queue of `queues`, same order
-
-    def diagnosis(self, queue: str) -> Diagnosis | None:
-        """The diagnosis of `queue` in this snapshot, if it was made."""
-        return next((d for d in self.diagnoses if d.queue == queue), None)
-
-    @property
-    def fleet_size(self) -> int:
-        """Live worker processes sharing this Redis."""
-        return len(self.workers)
 
 
 class EngineHost:
@@ -114,7 +78,7 @@ class EngineHost:
         self.broker: Broker | None = None
         self.pool: WorkerPool | None = None
         self._side: list[asyncio.Task[Any]] = []
-        self._last_totals: tuple[float, dict[str, int]] | None = None
+        self._drain_rates = DrainRates(clock)
         self._http: Any = None
         self._notes: tuple[str, ...] = ()
         self._seq = 0
@@ -365,27 +329,10 @@ class EngineHost:
     async def _refresh(self) -> bool:
         """Build and publish one snapshot; False when Redis did not answer."""
         assert self.broker is not None
-        prefix = self.settings.prefix
         try:
             async with asyncio.timeout(max(3.0, self.interval_s * 3)):
-                queues = tuple(await all_queue_stats(self.broker))
-                workers = tuple(await list_workers(self.redis, prefix))
-                metrics = await fetch_fleet_snapshot(self.redis, prefix)
-                schedules = tuple(await list_schedules(self.broker))
-                rates = self._drain_rates(metrics)
-                diagnoses = tuple(
-                    [
-                        diagnose(
-                            await gather_facts(
-                                self.broker,
-                                q.queue,
-                                stats=q,
-                                workers=list(workers),
-                                drain_per_s=rates.get(q.queue),
-                            )
-                        )
-                        for q in queues[:MAX_DIAGNOSED]
-                    ]
+                read = await read_fleet(
+                    self.broker, self.redis, self.settings.prefix, self._drain_rates
                 )
         except Exception as exc:
             self._publish_down(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
@@ -396,36 +343,10 @@ class EngineHost:
             # reopened after a silence: say so rather than look healthy.
             self._publish_down(pool_snap.redis_error or "Redis unreachable")
             return False
-        if metrics is None and self.pool is not None:
-            metrics = self.pool.recorder.snapshot()
-        self._publish(
-            connected=True,
-            error=None,
-            workers=workers,
-            pool=pool_snap,
-            metrics=metrics,
-            queues=queues,
-            dead_count=sum(q.dead for q in queues),
-            schedules=schedules,
-            diagnoses=diagnoses,
-        )
+        if read["metrics"] is None and self.pool is not None:
+            read["metrics"] = self.pool.recorder.snapshot()
+        self._publish(connected=True, error=None, pool=pool_snap, **read)
         return True
-
-    def _drain_rates(self, metrics: MetricsSnapshot | None) -> dict[str, float]:
-        """Completions per second per queue since the previous refresh (fleet metrics)."""
-        now = self._clock()
-        totals: dict[str, int] = {}
-        if metrics is not None:
-            for c in metrics.counters:
-                if c.event in ("succeeded", "dead"):
-                    for queue, n in c.per_queue:
-                        totals[queue] = totals.get(queue, 0) + n
-        last, self._last_totals = self._last_totals, (now, totals)
-        if last is None or now <= last[0]:
-            return {}
-        prev_t, prev = last
-        dt = now - prev_t
-        return {q: (n - prev.get(q, 0)) / dt for q, n in totals.items() if n > prev.get(q, 0)}
 
     def _publish_down(self, error: str) -> None:
         prev = self.snapshot
@@ -438,10 +359,7 @@ class EngineHost:
             queues=prev.queues,
             dead_count=prev.dead_count,
             schedules=prev.schedules,
-            diagnoses=tuple(
-                Diagnosis(q.queue, False, (Reason("redis_down", f"Redis unreachable: {error}"),))
-                for q in prev.queues
-            ),
+            diagnoses=down_diagnoses(prev.queues, error),
         )
 
     def _publish(self, **values: Any) -> None:
@@ -461,19 +379,10 @@ class EngineHost:
             uptime_s=self._clock() - self._started,
             levels=self.settings.engine_config().levels,
             notes=self._notes,
-            no_pool_reason=self._no_pool_reason(),
+            no_pool_reason=no_pool_reason(self.settings, self.pool is not None),
             **values,
         )
         self.snapshot = snap  # one reference swap: readers on other threads see old or new
-
-    def _no_pool_reason(self) -> str:
-        if self.pool is not None:
-            return ""
-        if self.settings.read_only:
-            return "read-only: no local worker pool, observing only"
-        if self.settings.workers == 0:
-            return "no local worker pool (--workers 0): observing only"
-        return "the local worker pool starts once Redis answers"
 
     async def _shutdown(self) -> None:
         for task in self._side:

@@ -6,7 +6,8 @@ from engine import flow
 from engine.broker import Broker
 from engine.config import EngineConfig
 from engine.task import TaskRegistry, TaskSpec, task
-from spool_console.screens.queues import QueueDetailScreen, QueuesScreen
+from spool_console.screens.queue_detail import QueueDetailScreen
+from spool_console.screens.queues import QueuesScreen
 from spool_console.testing import make_app, make_settings, screen_text, wait_until
 from widgets.vim_table import VimTable
 

@@ -11,7 +11,8 @@ from engine.task import TaskSpec, TaskState
 from spool_console.screens.detail import DetailScreen
 from spool_console.screens.enqueue_form import EnqueueScreen
 from spool_console.screens.find_task import FindTaskScreen
-from spool_console.screens.queues import QueueDetailScreen, QueuesScreen
+from spool_console.screens.queue_detail import QueueDetailScreen
+from spool_console.screens.queues import QueuesScreen
 from spool_console.testing import make_app, make_settings, screen_text, wait_until
 from widgets.vim_table import VimTable
 

@@ -10,7 +10,8 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from spool_console.engine_host import ConsoleSnapshot, EngineHost
+from spool_console.engine_host import EngineHost
+from spool_console.snapshots import ConsoleSnapshot
 from widgets.status_bar import StatusBar
 from widgets.vim_table import VimTable
 

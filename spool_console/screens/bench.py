@@ -19,8 +19,8 @@ from engine.bench.params import TYPES, BenchParams
 from engine.bench.progress import BenchProgress
 from engine.bench.report import BenchReport
 from spool_console.bench_job import BenchJob, load_reports, save_reports
-from spool_console.engine_host import ConsoleSnapshot
 from spool_console.screens.base import SpoolScreen
+from spool_console.snapshots import ConsoleSnapshot
 from widgets.bench_chart import BenchChart
 
 FIELDS = (

@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from spool_console.engine_host import ConsoleSnapshot
 from spool_console.screens.base import SpoolScreen
+from spool_console.snapshots import ConsoleSnapshot
 from widgets.counters_panel import CountersPanel
 from widgets.depth_panel import DepthPanel
 from widgets.latency_chart import LatencyChart

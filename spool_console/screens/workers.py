@@ -15,8 +15,8 @@ from textual.timer import Timer
 from textual.widgets import Button, Input, Label
 
 from engine.worker.pool import WorkerPool
-from spool_console.engine_host import ConsoleSnapshot
 from spool_console.screens.base import SpoolScreen
+from spool_console.snapshots import ConsoleSnapshot
 from widgets.scaler_panel import ScalerPanel
 from widgets.slots_table import SlotsTable
 from widgets.status_bar import fmt_duration
