@@ -8,9 +8,11 @@ permissions), so that socket is the advertisement: whoever can open it may use i
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,24 +63,37 @@ def find_server(
         choice = ServerChoice(env[ENV_URL], ENV_URL)
     else:
         server = embedded_for(state_dir)
-        if server.ping():
-            choice = ServerChoice(
-                server.url, f"embedded server already running in {server.data_dir}"
-            )
-        elif not start:
-            raise EmbeddedServerError(f"no server given and none running in {server.data_dir}")
-        else:
-            try:
-                server.start()
-                choice = ServerChoice(
-                    server.url, f"started the embedded server in {server.data_dir}", server
-                )
-            except EmbeddedServerError:
-                # Another process started it between our ping and our start: use theirs.
-                if not server.ping():
-                    raise
-                choice = ServerChoice(
-                    server.url, f"embedded server already running in {server.data_dir}"
-                )
+        # One process at a time decides: two consoles launched together both saw no server
+        # and both started one on the same socket and data directory.
+        with _start_lock(server.data_dir):
+            choice = _embedded_choice(server, start)
     log.info("%s", choice.describe())
     return choice
+
+
+@contextlib.contextmanager
+def _start_lock(data_dir: Path) -> Iterator[None]:
+    """Hold `<data dir>/start.lock` (an advisory lock the OS drops if the holder dies)."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(data_dir / "start.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _embedded_choice(server: EmbeddedServer, start: bool) -> ServerChoice:
+    """The running embedded server, else a new one (when `start`)."""
+    if server.ping():
+        return ServerChoice(server.url, f"embedded server already running in {server.data_dir}")
+    if not start:
+        raise EmbeddedServerError(f"no server given and none running in {server.data_dir}")
+    try:
+        server.start()
+    except EmbeddedServerError:
+        # Started meanwhile by a process that does not take the lock (a bare EmbeddedServer).
+        if not server.ping():
+            raise
+        return ServerChoice(server.url, f"embedded server already running in {server.data_dir}")
+    return ServerChoice(server.url, f"started the embedded server in {server.data_dir}", server)

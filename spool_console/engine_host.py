@@ -240,10 +240,30 @@ class EngineHost:
         await self._start_engine()
         backoff = self.interval_s
         while not self._stop_event.is_set():
-            ok = await self._refresh()
+            ok = await self._refresh() or await self._adopt_embedded()
             backoff = self.interval_s if ok else min(max(backoff * 2, 1.0), 5.0)
             if await self._sleep(backoff):
                 return
+
+    async def _adopt_embedded(self) -> bool:
+        """Restart the shared embedded server after its owner quit (stopping it ended it for
+        every process using it); this console owns it from then on. False if nothing to do."""
+        from engine.discovery import find_server
+
+        if self.settings.redis_url is not None or self._server is not None:
+            return False
+        try:
+            choice = await asyncio.to_thread(find_server, None)
+        except Exception as exc:
+            log.warning("could not restart the embedded server: %s", exc)
+            return False
+        if choice.started is None or choice.url != self._url:
+            if choice.started is not None:  # not the server this console was using
+                await asyncio.to_thread(choice.started.stop)
+            return False
+        self._server = choice.started
+        log.info("restarted the embedded server its owner stopped")
+        return await self._refresh()
 
     async def _start_engine(self) -> None:
         s = self.settings

@@ -167,3 +167,54 @@ async def test_a_second_console_shares_the_first_ones_server(state_home: Path) -
     finally:
         await asyncio.to_thread(first.stop)
     assert not EmbeddedServer(data_dir=state_home / "spool").ping()
+
+
+def test_two_processes_starting_at_once_get_one_server(state_home: Path) -> None:
+    # Two consoles launched together both found no server and both started one on the same
+    # socket and data directory (two valkey-server processes writing one AOF).
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(2)
+
+    def race(_: int):
+        barrier.wait()
+        return find_server(None)
+
+    with ThreadPoolExecutor(2) as pool:
+        choices = list(pool.map(race, range(2)))
+    try:
+        assert sum(c.started is not None for c in choices) == 1, [c.source for c in choices]
+        assert choices[0].url == choices[1].url
+    finally:
+        for c in choices:
+            if c.started is not None:
+                c.started.stop()
+
+
+async def test_a_sharing_console_takes_the_server_over_when_its_owner_quits(
+    state_home: Path,
+) -> None:
+    # The first console quitting stopped the server under the second, which stayed on
+    # REDIS DOWN for good.
+    from spool_console.engine_host import EngineHost
+    from spool_console.testing import make_settings
+
+    settings = make_settings(None, "disc3")
+    first, second = EngineHost(settings, interval_s=0.1), EngineHost(settings, interval_s=0.1)
+    first.start()
+    try:
+        await wait_for(lambda: first.snapshot.connected, 20, "the first console connects")
+        second.start()
+        await wait_for(lambda: second.snapshot.connected, 20, "the second console connects")
+        await asyncio.to_thread(first.stop)
+        await wait_for(
+            lambda: second.snapshot.connected
+            and second.snapshot.url_masked.endswith("(embedded)"),
+            20,
+            "the second console restarts the server and owns it",
+        )
+    finally:
+        await asyncio.to_thread(first.stop)
+        await asyncio.to_thread(second.stop)
+    assert not EmbeddedServer(data_dir=state_home / "spool").ping()
