@@ -11,15 +11,14 @@ from engine.metrics import (
     SnapshotPublisher,
     decode_snapshot,
     fetch_fleet_snapshot,
+    stats_index,
     stats_key,
-    stats_pattern,
 )
 
 
 def test_key_helpers() -> None:
     assert stats_key("spool", "w1") == "spool:stats:w1"
-    assert stats_pattern("spool") == "spool:stats:*"
-    assert stats_pattern("a*b") == "a\\*b:stats:*"
+    assert stats_index("spool") == "spool:stats"
 
 
 @pytest.mark.asyncio
@@ -42,6 +41,11 @@ async def test_publish_and_fetch_fleet(redis: Any, prefix: str) -> None:
     assert fleet.processes == 2
     assert fleet.counter("succeeded") == 8
     assert fleet.stage("end_to_end", 0).count == 8
+    # Found through the index, not a SCAN: a process whose key expired drops out on its own.
+    assert sorted(await redis.zrange(stats_index(prefix), 0, -1)) == [b"w1", b"w2"]
+    await redis.delete(stats_key(prefix, "w2"))
+    fleet = await fetch_fleet_snapshot(redis, prefix)
+    assert fleet is not None and fleet.processes == 1 and fleet.counter("succeeded") == 3
 
 
 class _BrokenRedis:

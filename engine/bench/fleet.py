@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 from redis.asyncio import Redis
 
-from engine.metrics.publisher import stats_pattern
-from engine.metrics.snapshot import MetricsSnapshot, decode_snapshot
+from engine.metrics.publisher import read_snapshots
+from engine.metrics.snapshot import MetricsSnapshot
 
 _UNLINK_BATCH = 500
 
@@ -112,15 +112,7 @@ def rss_mb(pids: list[int]) -> float:
 
 async def child_snapshots(redis: Redis, prefix: str, exclude: str) -> list[MetricsSnapshot]:
     """Every published snapshot under `prefix` except the worker `exclude` (the local pool)."""
-    keys = [k async for k in redis.scan_iter(match=stats_pattern(prefix), count=1000)]
-    out = []
-    for _key, raw in zip(keys, await redis.mget(keys) if keys else [], strict=True):
-        if raw is None:
-            continue
-        snap = decode_snapshot(raw)
-        if snap.worker_id != exclude:
-            out.append(snap)
-    return out
+    return [snap for snap in await read_snapshots(redis, prefix) if snap.worker_id != exclude]
 
 
 async def delete_prefix(redis: Redis, prefix: str) -> int:

@@ -7,7 +7,13 @@ Pure Python + orjson; nothing here imports a UI toolkit or awaits on the recordi
 from __future__ import annotations
 
 from .histogram import LogHistogram
-from .publisher import SnapshotPublisher, fetch_fleet_snapshot, stats_key, stats_pattern
+from .publisher import (
+    SnapshotPublisher,
+    fetch_fleet_snapshot,
+    read_snapshots,
+    stats_index,
+    stats_key,
+)
 from .recorder import ALL_STAGES, EVENTS, INGRESS, STAGES, WINDOWS_S, MetricsRecorder
 from .snapshot import (
     BreakdownStats,
@@ -45,6 +51,7 @@ __all__ = [
     "encode_snapshot",
     "fetch_fleet_snapshot",
     "merge_snapshots",
+    "read_snapshots",
+    "stats_index",
     "stats_key",
-    "stats_pattern",
 ]

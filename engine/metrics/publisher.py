@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from engine.connection import raise_if_cancelling
@@ -12,11 +13,21 @@ from engine.connection import raise_if_cancelling
 from .recorder import MetricsRecorder
 from .snapshot import MetricsSnapshot, decode_snapshot, encode_snapshot, merge_snapshots
 
-__all__ = ["SnapshotPublisher", "fetch_fleet_snapshot", "stats_key", "stats_pattern"]
+__all__ = [
+    "SnapshotPublisher",
+    "fetch_fleet_snapshot",
+    "read_snapshots",
+    "stats_index",
+    "stats_key",
+]
 
 log = logging.getLogger(__name__)
 
-_GLOB_SPECIAL = "\\*?[]"
+#: Index entries older than this are dropped by the next publish (their stats key expired long
+#: ago; a reader skips a vanished key anyway).
+INDEX_KEEP_MS = 300_000
+#: Trim the index on every n-th publish only: one more command a second buys nothing.
+_TRIM_EVERY = 30
 
 
 def stats_key(prefix: str, worker_id: str) -> str:
@@ -24,10 +35,14 @@ def stats_key(prefix: str, worker_id: str) -> str:
     return f"{prefix}:stats:{worker_id}"
 
 
-def stats_pattern(prefix: str) -> str:
-    """SCAN pattern matching every stats key under ``prefix`` (glob characters escaped)."""
-    escaped = "".join("\\" + c if c in _GLOB_SPECIAL else c for c in prefix)
-    return f"{escaped}:stats:*"
+def stats_index(prefix: str) -> str:
+    """Sorted set: worker id -> when it last published (ms). Readers find stats keys here.
+
+    Not a SCAN for ``stats:*``: a SCAN walks the whole keyspace, and with a day of result keys
+    (one per finished task) that is millions of keys per read. A soak at 5,000 tasks/s with
+    ~1.1 M keys spent 6.9 s of every 20 s of Redis time in the harness's SCANs.
+    """
+    return f"{prefix}:stats"
 
 
 class SnapshotPublisher:
@@ -63,6 +78,13 @@ class SnapshotPublisher:
         """Take a snapshot and SET it with PX ttl; return the snapshot. Raises Redis errors."""
         snap = self.recorder.snapshot()
         await self.redis.set(self.key, encode_snapshot(snap), px=max(1, int(self.ttl_s * 1000)))
+        index = stats_index(self.prefix)
+        now_ms = int(time.time() * 1000)
+        # Its own command, not a transaction with the SET: in a Cluster the index and the stats
+        # key live in different slots.
+        await self.redis.zadd(index, {self.worker_id: now_ms})
+        if self.published % _TRIM_EVERY == 0:
+            await self.redis.zremrangebyscore(index, "-inf", now_ms - INDEX_KEEP_MS)
         self.published += 1
         return snap
 
@@ -107,18 +129,13 @@ class SnapshotPublisher:
             await task
 
 
-async def fetch_fleet_snapshot(
-    redis: Any, prefix: str, *, scan_count: int = 200
-) -> MetricsSnapshot | None:
-    """SCAN every process's stats key, MGET and merge them; None when no process published.
+async def read_snapshots(redis: Any, prefix: str) -> list[MetricsSnapshot]:
+    """Every live process's snapshot under ``prefix`` (found through `stats_index`).
 
-    Keys that expire between SCAN and MGET, or hold something undecodable, are skipped.
+    Keys that expired (the process stopped), or hold something undecodable, are skipped.
     """
-    keys: list[Any] = []
-    async for key in redis.scan_iter(match=stats_pattern(prefix), count=scan_count):
-        keys.append(key)
-    if not keys:
-        return None
+    ids = await redis.zrange(stats_index(prefix), 0, -1)
+    keys = [stats_key(prefix, i.decode() if isinstance(i, bytes) else i) for i in ids]
     snaps: list[MetricsSnapshot] = []
     for j in range(0, len(keys), 500):  # bounded MGETs: one huge reply would stall the server
         chunk = keys[j : j + 500]
@@ -131,6 +148,10 @@ async def fetch_fleet_snapshot(
                 snaps.append(decode_snapshot(raw))
             except (ValueError, KeyError, TypeError):
                 log.debug("skipping an undecodable stats key under %s", prefix)
-    if not snaps:
-        return None
-    return merge_snapshots(snaps)
+    return snaps
+
+
+async def fetch_fleet_snapshot(redis: Any, prefix: str) -> MetricsSnapshot | None:
+    """Every live process's snapshot merged into one; None when no process published."""
+    snaps = await read_snapshots(redis, prefix)
+    return merge_snapshots(snaps) if snaps else None
