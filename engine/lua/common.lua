@@ -1,16 +1,27 @@
 -- Shared helpers, prepended to every script by engine/scripts.py. Every script's KEYS start
 -- with the layout set up at the end of this file (`k`, then one pending list per level).
+
+-- One TIME per script call: every stamp of a call is the same instant, and each redis.call()
+-- costs server CPU beyond the command itself.
+local server_time = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  server_time = server_time or redis.call('TIME')
+  return tonumber(server_time[1]) * 1000 + math.floor(tonumber(server_time[2]) / 1000)
 end
 
 -- Microseconds since the epoch as an exact decimal string (a Lua number would print in
 -- scientific notation and lose digits): enqueue and fetch stamps, so queue waits well under a
 -- millisecond are measurable.
 local function now_us_str()
-  local t = redis.call('TIME')
-  return t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+  server_time = server_time or redis.call('TIME')
+  return server_time[1] .. string.rep('0', 6 - #server_time[2]) .. server_time[2]
+end
+
+-- Whether any of these keys exists, in one call. The keys a script checks before optional
+-- work (retries, flow limits, waiters, cancels) are all absent on the common path, and one
+-- EXISTS of several keys costs about what one of a single key does.
+local function any_exist(...)
+  return redis.call('EXISTS', ...) > 0
 end
 
 -- The payload is produced by engine/codec.py, which always writes the level first and the
@@ -57,6 +68,7 @@ local function forget(k, ids)
   bulk('HDEL', k.tasks, ids)
   bulk('HDEL', k.lease, ids)
   bulk('HDEL', k.ea, ids)
+  if not any_exist(k.att, k.crash, k.lasterr, k.dead_info, k.ready) then return end
   for _, key in ipairs({k.att, k.crash, k.lasterr, k.dead_info, k.ready}) do
     if redis.call('EXISTS', key) == 1 then bulk('HDEL', key, ids) end
   end

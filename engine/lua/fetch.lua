@@ -18,18 +18,22 @@ local token = ARGV[4]
 -- on a dropped connection; the broker reuses the token of a fetch that failed): it returns
 -- the tasks still leased under the token as well, or their leases would expire as if a worker
 -- had died running them (and count towards crash_loop). Rare, so the lease scan is fine.
+-- The mark is set only by a call that leased something: an empty fetch, whose lost reply
+-- loses nothing, writes no key.
 local mark = KEYS[FIRST_EXTRA_KEY]
 local again = {}
-if redis.call('SET', mark, '1', 'PX', lease_ms, 'GET') then
+if redis.call('EXISTS', mark) == 1 then
   local leases = redis.call('HGETALL', k.lease)
   for i = 1, #leases, 2 do
     if leases[i + 1] == token then again[#again + 1] = leases[i] end
   end
   n = math.max(0, n - #again)
 end
-promote_due(k, pending, now, tonumber(ARGV[5]))
+-- Paused, delayed or retried tasks, flow limits: all absent on the common path, probed at once.
+local optional = any_exist(k.paused, k.scheduled, k.ready, k.att, fk.limits, fk.rated)
+if optional then promote_due(k, pending, now, tonumber(ARGV[5])) end
 local out = {now, -1, now_us}
-if redis.call('EXISTS', k.paused) == 1 then
+if optional and redis.call('EXISTS', k.paused) == 1 then
   if #again == 0 then
     local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
     if #nxt > 0 then out[2] = tonumber(nxt[2]) end
@@ -68,7 +72,7 @@ end
 local ids = {}
 local payloads = {}
 local inspected_all = true
-if redis.call('EXISTS', fk.limits) == 0 then
+if not optional or redis.call('EXISTS', fk.limits) == 0 then
   pop(ids, n)
   if #ids > 0 then payloads = bulk_read('HMGET', k.tasks, ids) end
 else
@@ -105,8 +109,10 @@ if #again > 0 then
     payloads[#ids] = ps[i]
   end
 end
-local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
-if #nxt > 0 then out[2] = tonumber(nxt[2]) end
+if optional then
+  local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
+  if #nxt > 0 then out[2] = tonumber(nxt[2]) end
+end
 local more = false
 if #ids >= n or not inspected_all then
   for i = 1, NLEVELS do
@@ -117,11 +123,11 @@ end
 if more then wake(k, tonumber(ARGV[6])) end
 if #ids == 0 then return out end
 -- A rate reservation is spent when its task runs, even if its limit was removed meanwhile.
-if redis.call('EXISTS', fk.rated) == 1 then bulk('HDEL', fk.rated, ids) end
+if optional and redis.call('EXISTS', fk.rated) == 1 then bulk('HDEL', fk.rated, ids) end
 local eas = bulk_read('HMGET', k.ea, ids)
 -- `ready` and `att` are empty while nothing is retried or delayed: skip reading them then.
 local function read_if_any(key)
-  if redis.call('EXISTS', key) == 0 then return {} end
+  if not optional or redis.call('EXISTS', key) == 0 then return {} end
   return bulk_read('HMGET', key, ids)
 end
 local readies = read_if_any(k.ready)
@@ -149,5 +155,6 @@ end
 if #zargs > 0 then
   bulk('ZADD', k.active, zargs)
   bulk('HSET', k.lease, largs)
+  redis.call('SET', mark, '1', 'PX', lease_ms)
 end
 return out

@@ -9,8 +9,9 @@
 -- last-error JSON for "r", dead record JSON for "d" (JSON never holds a raw newline). Whatever
 -- the kind, a task whose cancel was requested while it ran ends as cancelled.
 -- KEYS extra: one result key per item. Returns one flag per item: 1 applied, 0 rejected (stale).
--- Leases and lease deadlines are read for the whole batch in two calls (per-item calls cost
--- more in redis.call() overhead than in the lookups themselves).
+-- Leases are read for the whole batch in one call (per-item calls cost more in redis.call()
+-- overhead than in the lookups themselves). The token alone decides: every script that ends
+-- a lease removes the id from `active` and `lease` together.
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
 local dead_max = tonumber(ARGV[3])
@@ -27,22 +28,27 @@ for i = 1, n do
   end
 end
 local held = bulk_read('HMGET', k.lease, ids)
-local leased = bulk_read('ZMSCORE', k.active, ids)
 local out = {}
 local done = {}
 local late = 0
 local buried = false
--- Flow bookkeeping costs a lookup per item only while some task holds a slot or a lock.
-local any_held = redis.call('EXISTS', fk.held) == 1
-local any_unique = redis.call('EXISTS', fk.unique_of) == 1
+-- Flow bookkeeping costs a lookup per item only while some task holds a slot or a lock; the
+-- four keys are probed at once, since all are absent on the common path.
+local any_held, any_unique, any_cancel = false, false, false
+if any_exist(fk.held, fk.unique_of, k.cancel, k.waiting) then
+  any_held = redis.call('EXISTS', fk.held) == 1
+  any_unique = redis.call('EXISTS', fk.unique_of) == 1
+  any_cancel = redis.call('EXISTS', k.cancel) == 1
+else
+  any_waiting = false  -- notify_ended (common.lua) need not look again
+end
 local ended = {}
-local any_cancel = redis.call('EXISTS', k.cancel) == 1
 local handed = 0
 for i = 1, n do
   local id = ids[i]
   -- A lease token that is not the current one means the lease was reclaimed: the late
   -- worker must not overwrite the new owner's outcome.
-  if held[i] ~= tokens[i] or not leased[i] then
+  if held[i] ~= tokens[i] then
     out[i] = 0
     late = late + 1
   else
