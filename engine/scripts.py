@@ -27,6 +27,10 @@ SCRIPT_NAMES = (
     "set_paused",
 )
 
+# Scripts over keys outside any queue (the fleet's records): not prepended with common.lua, whose
+# layout is a queue's, and called with their own KEYS (see `Scripts.run_global`).
+GLOBAL_SCRIPT_NAMES = ("fleet_heartbeat",)
+
 # Scripts that enforce flow control (lua/flow.lua): they get its helpers, and the queue's flow
 # keys after every other key (see `Scripts.run`).
 FLOW_SCRIPTS = frozenset(
@@ -42,6 +46,8 @@ ALLOW_OOM = frozenset({"settle", "extend", "release", "reap", "delete_dead", "un
 
 def _source(name: str) -> str:
     folder = resources.files("engine") / "lua"
+    if name in GLOBAL_SCRIPT_NAMES:
+        return (folder / f"{name}.lua").read_text()
     parts = ["#!lua flags=allow-oom"] if name in ALLOW_OOM else []
     parts.append((folder / "common.lua").read_text())
     if name in FLOW_SCRIPTS:
@@ -80,7 +86,10 @@ class Scripts:
     """The registered scripts of one Redis client (EVALSHA, loading on NOSCRIPT)."""
 
     def __init__(self, redis: Redis) -> None:
-        self._scripts = {name: redis.register_script(_source(name)) for name in SCRIPT_NAMES}
+        self._scripts = {
+            name: redis.register_script(_source(name))
+            for name in SCRIPT_NAMES + GLOBAL_SCRIPT_NAMES
+        }
 
     async def run(
         self, name: str, keys: QueueKeys, argv: list[Any], extra_keys: list[str] | None = None
@@ -92,6 +101,11 @@ class Scripts:
         """
         all_keys, args = self.call_args(name, keys, argv, extra_keys)
         return await self._scripts[name](keys=all_keys, args=args)
+
+    async def run_global(self, name: str, keys: list[str], argv: list[Any]) -> Any:
+        """Run script `name` of `GLOBAL_SCRIPT_NAMES` over exactly `keys` and `argv`."""
+        assert name in GLOBAL_SCRIPT_NAMES, name
+        return await self._scripts[name](keys=keys, args=argv)
 
     def call_args(
         self, name: str, keys: QueueKeys, argv: list[Any], extra_keys: list[str] | None = None

@@ -22,12 +22,15 @@ async def writes_so_far(redis: Redis) -> int:
 
 @pytest.fixture
 async def seeded(embedded_server_factory):
-    """A private server holding one queue with dead letters (so every action has a target)."""
+    """A private server holding one queue with dead letters (so every action has a target) and
+    a stale worker record."""
     server = embedded_server_factory()
     redis = Redis.from_url(server.url)
     broker = Broker(redis, EngineConfig(prefix="ro"))
     await broker.register_queues(["default"])
     await bury(broker, "default", [("demo.flaky", "boom"), ("demo.flaky", "bang")])
+    # What a SIGKILLed worker leaves behind: listing the fleet must not delete it.
+    await redis.hset(broker.globals.workers, "gone:1:x", b'{"last_seen_s": 0}')
     yield server.url, redis
     await redis.aclose()
 

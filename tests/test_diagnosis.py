@@ -15,7 +15,6 @@ from engine.config import EngineConfig
 from engine.connection import open_redis
 from engine.diagnosis import QueueFacts, diagnose, diagnose_queue
 from engine.embedded import EmbeddedServer
-from engine.keys import GlobalKeys
 from engine.task import TaskSpec
 from engine.worker import registry
 
@@ -82,10 +81,10 @@ async def test_diagnosis_from_the_server(redis: Redis, prefix: str) -> None:
     d = await diagnose_queue(broker, "mail")
     assert not d.moving and [r.code for r in d.reasons] == ["no_consumer"]
     assert d.oldest_pending_age_s is not None and 0 <= d.oldest_pending_age_s < 60
-    await registry.heartbeat(redis, GlobalKeys(prefix), _worker("mail", ("report.build",)))
+    await registry.heartbeat(broker, _worker("mail", ("report.build",)))
     d = await diagnose_queue(broker, "mail")
     assert [r.code for r in d.reasons] == ["no_handler"] and "mail.send" in d.sentence
-    await registry.heartbeat(redis, GlobalKeys(prefix), _worker("mail", ("mail.send",), 2))
+    await registry.heartbeat(broker, _worker("mail", ("mail.send",), 2))
     d = await diagnose_queue(broker, "mail", drain_per_s=3.0)
     assert d.moving and [r.code for r in d.reasons] == ["saturated"]
     await queue_ops.pause(broker, "mail")
@@ -94,7 +93,7 @@ async def test_diagnosis_from_the_server(redis: Redis, prefix: str) -> None:
         "saturated",
     ]
     await broker.enqueue([TaskSpec("mail.send", queue="later", delay_s=90)])
-    await registry.heartbeat(redis, GlobalKeys(prefix), _worker("later", ("mail.send",)))
+    await registry.heartbeat(broker, _worker("later", ("mail.send",)))
     d = await diagnose_queue(broker, "later")
     assert not d.moving and d.reasons[0].code == "scheduled_only"
     assert re.search(r"next due in 1 min (2\d|30) s$", d.sentence), d.sentence

@@ -14,7 +14,6 @@ from test_http_support import api_client, bury, make_broker
 
 from engine import queues as queue_ops
 from engine.broker import Broker
-from engine.keys import GlobalKeys
 from engine.metrics.publisher import SnapshotPublisher
 from engine.metrics.recorder import MetricsRecorder
 from engine.task import TaskState
@@ -188,7 +187,7 @@ async def test_delete_dead(api: TestClient, broker: Broker) -> None:
     assert await queue_ops.task_status(broker, a) is None
 
 
-async def test_workers(api: TestClient, redis: Redis, prefix: str) -> None:
+async def test_workers(api: TestClient, broker: Broker) -> None:
     now = time.time()
     record = registry.WorkerRecord(
         id="h:1:abc",
@@ -203,7 +202,7 @@ async def test_workers(api: TestClient, redis: Redis, prefix: str) -> None:
         last_seen_s=now,
         version="t",
     )
-    await registry.heartbeat(redis, GlobalKeys(prefix), record)
+    await registry.heartbeat(broker, record)
     (w,) = (await (await api.get("/v1/workers")).json())["workers"]
     assert (w["id"], w["queues"], w["concurrency"]) == ("h:1:abc", ["default"], 4)
 

@@ -12,7 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 from support.polling import wait_for
 
-from engine import __version__
+from engine import __version__, codec
 from engine.broker import Broker
 from engine.config import EngineConfig
 from engine.connection import open_redis
@@ -66,33 +66,46 @@ async def _processed(redis: Redis, prefix: str, n: int) -> bool:
     return bool(workers) and workers[0].processed == n
 
 
-async def test_stale_and_corrupt_records_disappear(redis: Redis, prefix: str) -> None:
+def _record(wid: str, last_seen: float) -> registry.WorkerRecord:
+    return registry.WorkerRecord(
+        id=wid, host="h", pid=1, queues=("default",), concurrency=5, in_flight=0, processed=0,
+        failed=0, started_at_s=last_seen - 100, last_seen_s=last_seen, version="x",
+    )  # fmt: skip
+
+
+async def _seed_fleet(redis: Redis, keys: GlobalKeys, now: float) -> None:
+    """A fresh record, one a SIGKILLed process left behind, and an unreadable one."""
+    for wid, seen in (("fresh", now - 1), ("stale", now - 60)):
+        await redis.hset(keys.workers, wid, codec.dumps(_record(wid, seen).to_dict()))
+    await redis.hset(keys.workers, "corrupt", b"{not json")
+
+
+async def test_reading_the_fleet_never_writes(redis: Redis, prefix: str) -> None:
+    """`--read-only` consoles, diagnosis and GET /v1/workers list the fleet: no write."""
     keys = GlobalKeys(prefix)
     now = time.time()
-
-    def rec(wid: str, last_seen: float) -> registry.WorkerRecord:
-        return registry.WorkerRecord(
-            id=wid,
-            host="h",
-            pid=1,
-            queues=("default",),
-            concurrency=5,
-            in_flight=0,
-            processed=0,
-            failed=0,
-            started_at_s=now - 100,
-            last_seen_s=last_seen,
-            version="x",
-        )
-
-    await registry.heartbeat(redis, keys, rec("fresh", now - 1))
-    await registry.heartbeat(redis, keys, rec("stale", now - 60))  # e.g. SIGKILLed
-    await redis.hset(keys.workers, "corrupt", b"{not json")
+    await _seed_fleet(redis, keys, now)
+    before = await redis.hgetall(keys.workers)
     live = await registry.list_workers(redis, prefix, stale_after_s=15, now_s=now)
     assert [r.id for r in live] == ["fresh"]
-    assert sorted(await redis.hkeys(keys.workers)) == [b"fresh"]  # dropped from Redis too
-    # Later, the fresh one goes stale as well.
-    assert await registry.list_workers(redis, prefix, stale_after_s=15, now_s=now + 30) == []
+    assert await redis.hgetall(keys.workers) == before
+    assert await redis.pttl(keys.workers) == -1
+
+
+async def test_heartbeats_drop_stale_and_corrupt_records(redis: Redis, prefix: str) -> None:
+    keys = GlobalKeys(prefix)
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    now = time.time()
+    await _seed_fleet(redis, keys, now)
+    assert await registry.heartbeat(broker, _record("me", now), stale_after_s=15) == 2
+    assert sorted(await redis.hkeys(keys.workers)) == [b"fresh", b"me"]
+    # The hash outlives the last heartbeat by the staleness window: with no worker left to
+    # prune, it expires once every record in it is stale.
+    assert 0 < await redis.pttl(keys.workers) <= 15_000
+    # Later, "fresh" has gone stale as well; "me" heartbeats on.
+    assert await registry.heartbeat(broker, _record("me", now + 30), stale_after_s=15) == 1
+    assert await redis.hkeys(keys.workers) == [b"me"]
+    assert [r.id for r in await registry.list_workers(redis, prefix, now_s=now + 30)] == ["me"]
 
 
 async def test_pool_survives_redis_restart(

@@ -2,7 +2,8 @@
 
 `Broker` is assembled from one module per group of calls: `enqueue` (storing tasks), `fetch`
 (leasing them out), `lifecycle` (settle, extend, release, reap, cancel), `admin` (pause, dead
-letters, repair, audit) over `core` (client, config, key names, queue registration).
+letters, repair, audit), `fleet` (worker records) over `core` (client, config, key names, queue
+registration).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from engine.broker.admin import AdminCalls
 from engine.broker.core import BATCH_MAX, _s, chunks, ea_to_ms
 from engine.broker.enqueue import EnqueueCalls, new_task_id
 from engine.broker.fetch import FetchCalls, FetchResult
+from engine.broker.fleet import FleetCalls
 from engine.broker.lifecycle import LifecycleCalls, ReapResult
 
 __all__ = [
@@ -25,5 +27,5 @@ __all__ = [
 ]
 
 
-class Broker(EnqueueCalls, FetchCalls, LifecycleCalls, AdminCalls):
+class Broker(EnqueueCalls, FetchCalls, LifecycleCalls, AdminCalls, FleetCalls):
     """Queue operations over one Redis client. Cheap to create; holds no connection itself."""

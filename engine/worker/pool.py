@@ -257,7 +257,7 @@ class WorkerPool:
         await self.leases.release_all()
         with contextlib.suppress(*REDIS_DOWN, RedisError):
             await self.publisher.publish_once()  # the final counts, kept until the key's TTL
-            await registry.deregister(self.broker.redis, self.broker.globals, self.worker_id)
+            await registry.deregister(self.broker, self.worker_id)
 
     async def _bounded(self, step: Awaitable[object], what: str, timeout_s: float) -> None:
         """One Redis step of the drain, abandoned after `timeout_s` (Redis may hang)."""
@@ -318,7 +318,7 @@ class WorkerPool:
             )
 
     async def _heartbeat_once(self) -> None:
-        await registry.heartbeat(self.broker.redis, self.broker.globals, self.record())
+        await registry.heartbeat(self.broker, self.record())
         self.routing.update(
             await registry.list_workers(self.broker.redis, self.broker.config.prefix)
         )

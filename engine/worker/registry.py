@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from redis.asyncio import Redis
 
 from engine import codec
+from engine.broker import Broker
 from engine.keys import GlobalKeys
 
 
@@ -44,40 +45,48 @@ class WorkerRecord:
         return out
 
 
-async def heartbeat(redis: Redis, keys: GlobalKeys, record: WorkerRecord) -> None:
-    """Write (or refresh) this process's record."""
-    await redis.hset(keys.workers, record.id, codec.dumps(record.to_dict()))
+# A record not refreshed for this long belongs to a process that is gone (SIGKILL, lost host):
+# readers leave it out, and the next heartbeat of any worker deletes it.
+STALE_AFTER_S = 15.0
 
 
-async def deregister(redis: Redis, keys: GlobalKeys, worker_id: str) -> None:
+async def heartbeat(
+    broker: Broker, record: WorkerRecord, stale_after_s: float = STALE_AFTER_S
+) -> int:
+    """Write (or refresh) this process's record and drop the fleet's stale ones (the pruning
+    is the heartbeat's job, so that reading the fleet never writes). Returns how many went."""
+    return await broker.heartbeat(
+        record.id,
+        codec.dumps(record.to_dict()),
+        stale_before_s=record.last_seen_s - stale_after_s,
+        keep_s=stale_after_s,
+    )
+
+
+async def deregister(broker: Broker, worker_id: str) -> None:
     """Remove this process's record (graceful exit)."""
-    await redis.hdel(keys.workers, worker_id)
+    await broker.deregister(worker_id)
 
 
 async def list_workers(
-    redis: Redis, prefix: str, stale_after_s: float = 15.0, now_s: float | None = None
+    redis: Redis, prefix: str, stale_after_s: float = STALE_AFTER_S, now_s: float | None = None
 ) -> list[WorkerRecord]:
-    """Live worker processes, sorted by host and pid; records older than `stale_after_s`
-    are dropped from Redis as they are found (a SIGKILLed process leaves one behind)."""
+    """Live worker processes, sorted by host and pid. Records older than `stale_after_s` or
+    unreadable are left out, not deleted: a reader never writes (`--read-only`); the workers'
+    heartbeats delete them (`heartbeat`)."""
     keys = GlobalKeys(prefix)
     now_s = time.time() if now_s is None else now_s
     raw = await redis.hgetall(keys.workers)
     live: list[WorkerRecord] = []
-    stale: list[bytes | str] = []
-    for worker_id, blob in raw.items():
+    for blob in raw.values():
         try:
             doc = codec.loads(blob)
             doc["queues"] = tuple(doc.get("queues", ()))
             doc["tasks"] = tuple(doc.get("tasks", ()))
             record = WorkerRecord(**doc)
         except (ValueError, TypeError):
-            stale.append(worker_id)
             continue
-        if now_s - record.last_seen_s > stale_after_s:
-            stale.append(worker_id)
-        else:
+        if now_s - record.last_seen_s <= stale_after_s:
             live.append(record)
-    if stale:
-        await redis.hdel(keys.workers, *stale)
     live.sort(key=lambda r: (r.host, r.pid, r.id))
     return live
