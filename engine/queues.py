@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+from redis.asyncio.client import Pipeline
 
 from engine import codec
 from engine.broker import Broker, _s, ea_to_ms
 from engine.flow import QueueFlow, queue_flow, slot_label
+from engine.keys import QueueKeys
 from engine.task import TaskInfo, TaskState
 
 
@@ -204,75 +207,105 @@ def _ended_info(
     )
 
 
+class _Stored(NamedTuple):
+    """What one queue holds about one task id (None where nothing), read by `_read_stored`."""
+
+    payload: bytes | None
+    enqueued_at: bytes | None  # µs (`ea`)
+    attempts: bytes | None
+    lease_deadline_ms: float | None  # in `active`: it runs
+    due_at_ms: float | None  # in `scheduled`: delayed, or a retry waiting
+    died_at_ms: float | None  # in `dead`
+    dead_info: bytes | None
+    last_error: bytes | None
+    result: bytes | None
+    result_ttl_ms: int  # PTTL: negative when there is no result
+    rate_limited: bytes | None
+    parked: bytes | None  # held back by a concurrency limit: "<slot>\n..."
+    cancelled: bytes | None
+    cancelled_at_ms: float | None
+    cancel_requested: bool
+
+
+def _read_stored(pipe: Pipeline, keys: QueueKeys, task_id: str) -> None:
+    """Queue the reads that fill a `_Stored`, one command per field, in its field order."""
+    pipe.hget(keys.tasks, task_id)
+    pipe.hget(keys.ea, task_id)
+    pipe.hget(keys.att, task_id)
+    pipe.zscore(keys.active, task_id)
+    pipe.zscore(keys.scheduled, task_id)
+    pipe.zscore(keys.dead, task_id)
+    pipe.hget(keys.dead_info, task_id)
+    pipe.hget(keys.lasterr, task_id)
+    pipe.get(keys.result(task_id))
+    pipe.pttl(keys.result(task_id))
+    pipe.hget(keys.flow_rated, task_id)
+    pipe.hget(keys.flow_wait, task_id)
+    pipe.hget(keys.cancelled, task_id)
+    pipe.zscore(keys.cancelled_at, task_id)
+    pipe.hexists(keys.cancel, task_id)
+
+
 async def task_status(broker: Broker, task_id: str, queue: str | None = None) -> TaskInfo | None:
     """One task's state and record, looking in `queue` or in every known queue."""
     queues = [queue] if queue else await broker.known_queues()
     if not queues:
         return None
+    n = len(_Stored._fields)
     async with broker.redis.pipeline(transaction=False) as pipe:
         for q in queues:
-            keys = broker.keys(q)
-            pipe.hget(keys.tasks, task_id)
-            pipe.hget(keys.ea, task_id)
-            pipe.hget(keys.att, task_id)
-            pipe.zscore(keys.active, task_id)
-            pipe.zscore(keys.scheduled, task_id)
-            pipe.zscore(keys.dead, task_id)
-            pipe.hget(keys.dead_info, task_id)
-            pipe.hget(keys.lasterr, task_id)
-            pipe.get(keys.result(task_id))
-            pipe.pttl(keys.result(task_id))
-            pipe.hget(keys.flow_rated, task_id)
-            pipe.hget(keys.flow_wait, task_id)
-            pipe.hget(keys.cancelled, task_id)
-            pipe.zscore(keys.cancelled_at, task_id)
-            pipe.hexists(keys.cancel, task_id)
+            _read_stored(pipe, broker.keys(q), task_id)
         res = await pipe.execute()
-    n = 15
     for i, q in enumerate(queues):
-        payload, ea, att, active, sched, dead, dead_info, lasterr, result, ttl, rated, parked = res[
-            i * n : i * n + 12
-        ]
-        cancelled, cancelled_at, cancelling = res[i * n + 12 : i * n + n]
-        if cancelled is not None:
-            return _cancelled_info(task_id, q, codec.loads(cancelled), cancelled_at, broker)
-        if result is not None:
-            doc = codec.loads(result)
-            ttl_ms = int(ttl) if ttl and ttl > 0 else None
+        found = _Stored._make(res[i * n : (i + 1) * n])
+        if found.cancelled is not None:
+            doc = codec.loads(found.cancelled)
+            return _cancelled_info(task_id, q, doc, found.cancelled_at_ms, broker)
+        if found.result is not None:
+            doc = codec.loads(found.result)
+            ttl_ms = found.result_ttl_ms if found.result_ttl_ms > 0 else None
             return _ended_info(task_id, q, TaskState.SUCCEEDED, doc, ttl_ms, doc.get("result"))
-        if payload is None:
+        if found.payload is None:
             continue
-        extra: dict[str, Any] = {}
-        if dead is not None:
-            state = TaskState.DEAD
-            record = codec.loads(dead_info) if dead_info else {}
-            extra = {
-                "error": record.get("error"),
-                "exc_type": record.get("exc_type"),
-                "traceback": record.get("traceback"),
-                "reason": record.get("reason"),
-                "died_at_ms": int(dead),
-            }
-        elif active is not None:
-            state = TaskState.ACTIVE
-            extra = {"lease_deadline_ms": int(active)}
-            if cancelling:
-                extra["reason"] = "cancel_requested"
-            # `att` counts deliveries that ended; the one running now is one more.
-            att = int(att or 0) + 1
-        elif sched is not None:
-            state = TaskState.FAILED if lasterr else TaskState.SCHEDULED
-            extra = {"due_at_ms": int(sched)}
-        else:
-            state = TaskState.PENDING
-        if parked is not None and state is TaskState.PENDING:
-            extra["waiting_on"] = f"concurrency limit ({slot_label(_s(parked).split(chr(10))[0])})"
-        elif rated is not None and state in (TaskState.SCHEDULED, TaskState.FAILED):
-            extra["waiting_on"] = "rate limit"
-        if lasterr and state is not TaskState.DEAD:
-            record = codec.loads(lasterr)
-            extra.update(error=record.get("error"), exc_type=record.get("exc_type"))
-            if record.get("traceback"):
-                extra["traceback"] = record.get("traceback")
-        return _info_from_payload(task_id, q, state, payload, ea, att, **extra)
+        return _live_info(task_id, q, found, found.payload)
     return None
+
+
+def _live_info(task_id: str, queue: str, found: _Stored, payload: bytes) -> TaskInfo:
+    """The record of a task still in the queue (pending, scheduled, running, failed or dead)."""
+    att = found.attempts
+    lasterr = found.last_error
+    extra: dict[str, Any] = {}
+    if found.died_at_ms is not None:
+        state = TaskState.DEAD
+        record = codec.loads(found.dead_info) if found.dead_info else {}
+        extra = {
+            "error": record.get("error"),
+            "exc_type": record.get("exc_type"),
+            "traceback": record.get("traceback"),
+            "reason": record.get("reason"),
+            "died_at_ms": int(found.died_at_ms),
+        }
+    elif found.lease_deadline_ms is not None:
+        state = TaskState.ACTIVE
+        extra = {"lease_deadline_ms": int(found.lease_deadline_ms)}
+        if found.cancel_requested:
+            extra["reason"] = "cancel_requested"
+        # `att` counts deliveries that ended; the one running now is one more.
+        att = int(att or 0) + 1
+    elif found.due_at_ms is not None:
+        state = TaskState.FAILED if lasterr else TaskState.SCHEDULED
+        extra = {"due_at_ms": int(found.due_at_ms)}
+    else:
+        state = TaskState.PENDING
+    if found.parked is not None and state is TaskState.PENDING:
+        slot = _s(found.parked).split("\n")[0]
+        extra["waiting_on"] = f"concurrency limit ({slot_label(slot)})"
+    elif found.rate_limited is not None and state in (TaskState.SCHEDULED, TaskState.FAILED):
+        extra["waiting_on"] = "rate limit"
+    if lasterr and state is not TaskState.DEAD:
+        record = codec.loads(lasterr)
+        extra.update(error=record.get("error"), exc_type=record.get("exc_type"))
+        if record.get("traceback"):
+            extra["traceback"] = record.get("traceback")
+    return _info_from_payload(task_id, queue, state, payload, found.enqueued_at, att, **extra)

@@ -11,7 +11,16 @@ from redis.asyncio import Redis
 from engine.broker import Broker
 from engine.config import EngineConfig
 from engine.outcomes import failed, succeeded
-from engine.queues import all_queue_stats, pause, peek, queue_stats, resume, task_status
+from engine.queues import (
+    _read_stored,
+    _Stored,
+    all_queue_stats,
+    pause,
+    peek,
+    queue_stats,
+    resume,
+    task_status,
+)
 from engine.task import TaskSpec, TaskState
 
 Q = "jobs"
@@ -113,6 +122,15 @@ async def test_status_walks_through_every_state(redis: Redis, prefix: str) -> No
     assert done is not None and done.state is TaskState.SUCCEEDED and done.result == [1]
     assert done.to_dict()["state"] == "succeeded"
     assert await task_status(broker, "never-seen") is None
+
+
+async def test_status_queues_one_read_per_field(redis: Redis, prefix: str) -> None:
+    """`task_status` slices the pipeline's replies by `_Stored`'s fields: a read added to one
+    side only would shift every field after it."""
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    async with redis.pipeline(transaction=False) as pipe:
+        _read_stored(pipe, broker.keys("default"), "t1")
+        assert len(pipe) == len(_Stored._fields)
 
 
 async def test_pause_and_resume(redis: Redis, prefix: str) -> None:
