@@ -63,8 +63,9 @@ class Client:
         if self._broker is not None:
             return self
         if self._redis is None:
-            from engine.connection import check_server, open_redis
+            from engine.connection import open_redis
             from engine.discovery import find_server
+            from engine.server_check import check_server
 
             choice = await asyncio.to_thread(find_server, self.url)
             self._server = choice.started

@@ -1,4 +1,5 @@
-"""engine.connection against real servers: masking, pools, retries, warnings, waiting."""
+"""engine.connection and engine.server_check against real servers: masking, pools, retries,
+warnings, waiting."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from redis.backoff import ExponentialWithJitterBackoff
 from engine.connection import (
     RedisUnavailable,
     _build_client,
-    check_server,
     mask_url,
     open_redis,
     wait_for_redis,
 )
 from engine.embedded import EmbeddedServer, find_free_port
+from engine.server_check import check_server
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ async def test_warnings_for_evicting_non_persistent_server(
     client = await open_redis(server.url)
     try:
         await client.config_set("maxmemory-policy", "allkeys-lru")
-        with caplog.at_level(logging.WARNING, logger="engine.connection"):
+        with caplog.at_level(logging.WARNING, logger="engine.server_check"):
             warnings = await check_server(client, server.url)
             again = await check_server(client, server.url)
         assert len(warnings) == 2
@@ -107,7 +108,7 @@ async def test_warnings_for_evicting_non_persistent_server(
         assert any("persistence is off" in w for w in warnings)
         assert again == warnings
         # Logged once per process per URL, however often the check runs.
-        logged = [r.getMessage() for r in caplog.records if r.name == "engine.connection"]
+        logged = [r.getMessage() for r in caplog.records if r.name == "engine.server_check"]
         assert sorted(logged) == sorted(warnings)
     finally:
         await client.aclose()
@@ -141,7 +142,7 @@ async def test_check_falls_back_to_info_when_config_is_refused(
     url = f"redis://app:hunter2-pw@127.0.0.1:{server.port}/0"
     client = await open_redis(url)
     try:
-        with caplog.at_level(logging.DEBUG, logger="engine.connection"):
+        with caplog.at_level(logging.DEBUG, logger="engine.server_check"):
             warnings = await check_server(client, url)
     finally:
         await client.aclose()

@@ -15,7 +15,8 @@ from typing import Any
 
 from engine.broker import Broker
 from engine.config import EngineConfig
-from engine.connection import RedisUnavailable, check_server, mask_url, wait_for_redis
+from engine.connection import RedisUnavailable, mask_url, wait_for_redis
+from engine.server_check import check_server
 from engine.task import default_registry
 from engine.worker.pool import PoolSettings, WorkerPool
 from engine.worker.settings import with_declared_queues
