@@ -378,3 +378,27 @@ def test_per_queue_counters_and_depths_are_capped() -> None:
     ok = next(c for c in snap.counters if c.event == "succeeded")
     assert dict(ok.per_queue)["_other"] == 7 and ok.total == 10
     assert len(snap.depths) == 3
+
+
+def test_window_reuses_slots_without_rebuilding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker's windows get a sample every second and a read every second, far past the
+    # horizon: the running sums must follow by adding and subtracting slots, never by
+    # re-merging the whole ring (that cost a fifth of a busy worker's CPU).
+    rebuilds = 0
+    original = HistogramWindow._rebuild
+
+    def counting(self: HistogramWindow, upto: int) -> None:
+        nonlocal rebuilds
+        rebuilds += 1
+        original(self, upto)
+
+    monkeypatch.setattr(HistogramWindow, "_rebuild", counting)
+    w = HistogramWindow(horizon_s=300)
+    for now in range(1000, 1700):
+        w.record(float(now % 97 + 1), second=now)
+        w.record(5.0, second=now)
+        got = w.windows(now, (10, 60, 300, 0))
+        for span in (10, 60, 300):
+            assert got[span].count == 2 * min(span, now - 999), (now, span)
+        assert got[0].count == 2 * (now - 999)
+    assert rebuilds == 1  # the first read only

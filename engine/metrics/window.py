@@ -79,6 +79,12 @@ class HistogramWindow:
         if h is None:
             h = self._slots[i] = LogHistogram()
         elif h.count:
+            if self._upto is not None and not self._dirty and self._upto < second - 1:
+                # Close the seconds before this one first, so the running sums let go of the
+                # slot about to be reused the ordinary way. Without this, once the horizon had
+                # filled every new second forced the next read to rebuild from all 300 slots:
+                # 22 % of a worker's CPU at 5,000 tasks/s (py-spy on the soak's worker).
+                self._advance(second - 1)
             if self._upto is None or held >= self._upto - self.horizon_s + 2:
                 self._dirty = True  # still inside a running window (or never closed)
             self._older.merge(h)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 
 from redis.exceptions import RedisError
 
-from engine.broker import Broker
+from engine.broker import Broker, FetchResult
 from engine.metrics.recorder import MetricsRecorder
 from engine.task import FetchedTask
 from engine.worker.health import REDIS_DOWN, RedisHealth
@@ -25,10 +26,15 @@ from engine.worker.weights import WeightedSplit
 
 log = logging.getLogger("spool.worker")
 
+# The arrival rate `_coalescing` judges by is a count weighted over about this long.
+_RATE_TAU_S = 0.1
+
 
 class Fetcher:
     """One loop: while the pool holds less than it may, fetch a batch (queues in rotation);
-    when a round finds nothing, block on the queues' wake-up key until work or a due task.
+    once every queue came back short, block on the queues' wake-up key until work or a due
+    task, with the next fetch pipelined behind the wait (one server). While arrivals are
+    frequent, the wait is put off by `coalesce_s` so one round trip takes several tasks.
 
     `waits` keeps the queue wait (ms) of recently fetched tasks for the auto-scaler.
     """
@@ -62,6 +68,9 @@ class Fetcher:
         self.waits: deque[float] = deque(maxlen=2048)
         #: Tasks fetched since start (the auto-scaler's arrival rate counts them).
         self.fetched_total = 0
+        # Fetched tasks per second lately (exponentially weighted), for `_coalescing`.
+        self._arrival_rate = 0.0
+        self._rate_at = time.monotonic()
         self._blocking = False  # parked on the wake-up key or on slot capacity
         self._in_redis_wait = False  # parked in Broker.wait_and_fetch
         # Clear while a fetch (a round's, or one pipelined behind a wait) may lease tasks that
@@ -165,6 +174,15 @@ class Fetcher:
         # Grows while whole rounds bring only tasks this process has no handler for (handed
         # back at once): another worker takes those, and this one must not spin on them.
         foreign_pause = 0.0
+        # Every queue's last fetch came back short: nothing waits in Redis now, so the next
+        # fetch rides behind the wake-up wait instead of running first and finding nothing
+        # (one round trip per task less at moderate rates). Whatever makes work available
+        # pushes a wake token, so the wait ends as soon as there is some.
+        drained = False
+        found = False  # the last fetch brought tasks
+        lingered = False
+        next_due_ms: int | None = None
+        now_ms = 0
         while not self.closed:
             room = self._room()
             if room <= 0:
@@ -176,56 +194,116 @@ class Fetcher:
                     self._blocking = False
                 continue
             try:
-                got, runnable, next_due_ms, now_ms = 0, 0, None, 0
-                short: set[str] = set()  # came back with less than asked: empty for now
-                self._no_fetch_in_flight.clear()
-                try:
-                    for queue, want in self._plan(queues, rotation, room):
-                        if got >= room:
-                            break
-                        if queue in short:
-                            continue
-                        asked = min(want, room - got, s.fetch_batch_max)
-                        res = await self.broker.fetch(queue, asked, self.worker_id)
-                        if len(res.tasks) < asked:
-                            short.add(queue)
-                        now_ms = res.now_ms
-                        if res.next_due_ms is not None:
-                            next_due_ms = (
-                                res.next_due_ms
-                                if next_due_ms is None
-                                else min(next_due_ms, res.next_due_ms)
-                            )
-                        if res.tasks:
-                            got += len(res.tasks)
-                            runnable += await self._take(queue, res.tasks)
-                finally:
-                    self._no_fetch_in_flight.set()
-                rotation += 1
-                self.health.mark_ok()
-                backoff = 0.05
-                if got and not runnable:
-                    foreign_pause = min(max(foreign_pause * 2, 0.01), 0.5)
-                    await asyncio.sleep(foreign_pause)
-                    continue
-                foreign_pause = 0.0
+                if not drained:
+                    got, runnable, short, next_due_ms, now_ms = await self._round(
+                        queues, rotation, room
+                    )
+                    # On a Cluster the wait does not fetch, so a round follows every wait.
+                    drained = short and self._pipelined
+                    rotation += 1
+                    self.health.mark_ok()
+                    backoff = 0.05
+                    if got and not runnable:
+                        foreign_pause = min(max(foreign_pause * 2, 0.01), 0.5)
+                        await asyncio.sleep(foreign_pause)
+                        continue
+                    foreign_pause = 0.0
+                    found = got > 0
+                    if found and not drained:
+                        continue  # work may be waiting: fetch again at once
                 # A suspect about to run alone has checked for a parked wait already: parking
                 # now could lease tasks that would die with it.
-                if got == 0 and not self.closed and not self.slots.isolating:
-                    block = s.idle_block_s
-                    if next_due_ms is not None:
-                        block = min(block, max(0.001, (next_due_ms - now_ms) / 1000))
-                    await self._wait(queues, queues[rotation % len(queues)], room, block)
+                if self.closed or self.slots.isolating:
+                    continue
+                if found and not lingered and self._coalescing():
+                    # Arrivals are frequent: let a few more arrive before the round trip that
+                    # takes them (and let the slots finish what they hold meanwhile).
+                    lingered = True
+                    await asyncio.sleep(s.coalesce_s)
+                    continue
+                lingered = False
+                block = s.idle_block_s
+                if next_due_ms is not None:
+                    block = min(block, max(0.001, (next_due_ms - now_ms) / 1000))
+                queue = queues[rotation % len(queues)]
+                if not self._pipelined:
+                    found = False
+                    await self._wait_for_work(queues, block)
+                    continue
+                res, asked, runnable = await self._wait(queues, queue, room, block)
+                self.health.mark_ok()
+                backoff = 0.05
+                found = bool(res.tasks)
+                next_due_ms, now_ms = res.next_due_ms, res.now_ms
+                # With several queues the token may have been another queue's: fetch them all.
+                drained = len(queues) == 1 and len(res.tasks) < asked
+                if found and not runnable:
+                    # Handing a task back wakes the wait again: pause as after such a round.
+                    drained = False
+                    foreign_pause = min(max(foreign_pause * 2, 0.01), 0.5)
+                    await asyncio.sleep(foreign_pause)
+                elif found:
+                    foreign_pause = 0.0
             except REDIS_DOWN as exc:
+                drained = found = False
                 self.health.mark_down(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except Exception:
                 # A server error (OOM, a script error) must not end the fetcher for good: the
                 # pool would look alive and never fetch again.
+                drained = found = False
                 log.exception("fetch failed; retrying in %.2f s", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _round(
+        self, queues: list[str], rotation: int, room: int
+    ) -> tuple[int, int, bool, int | None, int]:
+        """Fetch up to `room` tasks across the queues: (fetched, runnable here, every queue
+        came back short, the earliest next due time (server ms) or None, server now ms)."""
+        got, runnable, next_due_ms, now_ms = 0, 0, None, 0
+        short: set[str] = set()  # came back with less than asked: empty for now
+        self._no_fetch_in_flight.clear()
+        try:
+            for queue, want in self._plan(queues, rotation, room):
+                if got >= room:
+                    break
+                if queue in short:
+                    continue
+                asked = min(want, room - got, self.settings.fetch_batch_max)
+                res = await self.broker.fetch(queue, asked, self.worker_id)
+                if len(res.tasks) < asked:
+                    short.add(queue)
+                now_ms = res.now_ms
+                if res.next_due_ms is not None:
+                    next_due_ms = (
+                        res.next_due_ms
+                        if next_due_ms is None
+                        else min(next_due_ms, res.next_due_ms)
+                    )
+                if res.tasks:
+                    got += len(res.tasks)
+                    runnable += await self._take(queue, res.tasks)
+        finally:
+            self._no_fetch_in_flight.set()
+        return got, runnable, len(short) == len(queues), next_due_ms, now_ms
+
+    def _coalescing(self) -> bool:
+        """True while arrivals are frequent enough that lingering `coalesce_s` before the next
+        fetch gathers at least two tasks into it (below that, lingering only adds wait)."""
+        linger = self.settings.coalesce_s
+        if linger <= 0:
+            return False
+        decay = math.exp((self._rate_at - time.monotonic()) / _RATE_TAU_S)
+        return self._arrival_rate * decay * linger >= 2
+
+    def _note_arrivals(self, n: int) -> None:
+        """Fold `n` fetched tasks into the arrival rate (an exponentially weighted count)."""
+        now = time.monotonic()
+        decay = math.exp((self._rate_at - now) / _RATE_TAU_S)
+        self._arrival_rate = self._arrival_rate * decay + n / _RATE_TAU_S
+        self._rate_at = now
 
     def _plan(self, queues: list[str], rotation: int, room: int) -> list[tuple[str, int]]:
         """The fetches of one round: (queue, how many). One queue: all of the room. Several:
@@ -239,23 +317,29 @@ class Fetcher:
         first = [(q, n) for q, n in zip(queues, shares, strict=True) if n > 0]
         return first + [(q, room) for q in order]
 
-    async def _wait(self, queues: list[str], queue: str, room: int, block_s: float) -> None:
-        """Park until work may be there (or `block_s`); on one server, fetch on the way out."""
-        if self._pipelined:
-            self._in_redis_wait = True
-            self._no_fetch_in_flight.clear()
-            try:
-                res = await self.broker.wait_and_fetch(
-                    queues, queue, min(room, self.settings.fetch_batch_max), self.worker_id, block_s
-                )
-                self._in_redis_wait = False
-                if await self._take(queue, res.tasks):  # not cancelled by stop(): tasks leased
-                    # Let the slots start them before the next round's fetch is even built.
-                    await asyncio.sleep(0)
-            finally:
-                self._in_redis_wait = False
-                self._no_fetch_in_flight.set()
-            return
+    async def _wait(
+        self, queues: list[str], queue: str, room: int, block_s: float
+    ) -> tuple[FetchResult, int, int]:
+        """Park on the wake-up keys until work may be there (or `block_s`), and fetch `queue`
+        on the way out in the same round trip (one server): the result, how many it asked
+        for, and how many of its tasks run here."""
+        asked = min(room, self.settings.fetch_batch_max)
+        self._in_redis_wait = True
+        self._no_fetch_in_flight.clear()
+        try:
+            res = await self.broker.wait_and_fetch(queues, queue, asked, self.worker_id, block_s)
+            self._in_redis_wait = False
+            runnable = await self._take(queue, res.tasks)  # not cancelled by stop(): leased
+            if runnable:
+                # Let the slots start them before the next round's fetch is even built.
+                await asyncio.sleep(0)
+        finally:
+            self._in_redis_wait = False
+            self._no_fetch_in_flight.set()
+        return res, asked, runnable
+
+    async def _wait_for_work(self, queues: list[str], block_s: float) -> None:
+        """Park until a wake token arrives on a queue (or `block_s`); on a Cluster."""
         self._blocking = True
         try:
             if self._cluster_wake is not None:
@@ -274,7 +358,7 @@ class Fetcher:
         self.recorder.count("started", len(tasks), queue=queue)
         return runnable
 
-    def _accept(self, tasks: list[FetchedTask]) -> None:
+    def _accept(self, tasks: list[FetchedTask]) -> int:
         """Hold fetched tasks and queue them for the slots, highest priority first."""
         inflight = self.leases.inflight
         waits = self.waits
@@ -282,6 +366,7 @@ class Fetcher:
         routing = self.routing
         queued = 0
         self.fetched_total += len(tasks)
+        self._note_arrivals(len(tasks))
         for t in tasks:
             inflight[t.id] = t
             if not routing.runnable(t):

@@ -84,7 +84,12 @@ class WorkerPool:
         self.liveness = RedisLiveness(broker.redis, on_change=self._on_liveness)
         self.leases = Leases(broker)
         self.settler = Settler(
-            broker, self.leases, self.health, self.recorder, wall=self.server_clock.now
+            broker,
+            self.leases,
+            self.health,
+            self.recorder,
+            wall=self.server_clock.now,
+            coalesce_s=s.coalesce_s,
         )
         self.runner = HandlerRunner(
             broker.config,
