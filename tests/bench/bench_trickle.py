@@ -11,7 +11,8 @@ run the script from another checkout to measure that one), and an open-loop prod
 tasks, each carrying ``time.time()`` read just before its enqueue call; the handler returns its
 own start minus that stamp, so the wait is measured by the handler. Reported per run:
 ``wait`` p50/p99 (ms), the worker process's CPU per task (µs, user + sys over the offer and
-drain, from /proc), the server's CPU per task (``INFO cpu``) and server commands per task
+drain, from /proc; and "marginal": less what the same worker used per second idle just before,
+its periodic duties), the server's CPU per task (``INFO cpu``) and server commands per task
 (``INFO commandstats``: round trips are visible there as BLPOP/EVALSHA counts).
 
 With ``--huey-python`` (a Python that has huey installed, e.g. a scratch venv: huey is not a
@@ -48,8 +49,11 @@ from engine.broker import Broker  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
 from engine.connection import open_redis  # noqa: E402
 from engine.queues import queue_stats  # noqa: E402
+from engine.task import TaskSpec  # noqa: E402
 
 Q = "trickle"
+#: How long the idle worker's CPU is measured before each run.
+IDLE_S = 3.0
 
 HUEY_APP = """
 import os, time
@@ -64,19 +68,31 @@ def stamp(sent_at):
 HUEY_PRODUCER = """
 import json, os, sys, time
 from app import huey, stamp
-rate, total = float(sys.argv[1]), int(sys.argv[2])
-results = []
-start = time.monotonic()
-for i in range(total):
-    pause = start + i / rate - time.monotonic()
-    if pause > 0:
-        time.sleep(pause)
-    results.append(stamp(time.time()))
+rate, total, batch = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+seconds = float(sys.argv[4])
 waits = []
-for r in results:
-    v = r.get(blocking=True, timeout=30)
-    if v is not None:
-        waits.append(v)
+if batch:  # closed loop: send a batch, wait for all of it, repeat
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sent_at = time.time()
+        for r in [stamp(sent_at) for _ in range(batch)]:
+            v = r.get()
+            while v is None:
+                time.sleep(0.0005)
+                v = r.get()
+            waits.append(v)
+else:
+    results = []
+    start = time.monotonic()
+    for i in range(total):
+        pause = start + i / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        results.append(stamp(time.time()))
+    for r in results:
+        v = r.get(blocking=True, timeout=30)
+        if v is not None:
+            waits.append(v)
 print(json.dumps({"waits": waits}))
 """
 
@@ -92,6 +108,10 @@ class Run:
     calls: float
     done: int
     detail: dict[str, float]
+    #: The idle worker's CPU (ms per s: its periodic duties), and the worker CPU per task
+    #: without it (what each task adds).
+    idle_ms_s: float = 0.0
+    marginal_us: float = 0.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -112,8 +132,30 @@ def cpu_s(pid: int) -> float:
     return t.user + t.system
 
 
+async def closed_loop(broker: Broker, batch: int, seconds: float) -> list[str]:
+    """Enqueue `batch` stamped tasks in one call, wait until all are done, repeat: every
+    batch finds the worker idle, whatever the machine's load."""
+    keys = broker.keys(Q)
+    ids: list[str] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sent_at = time.time()
+        got = await broker.enqueue([TaskSpec("spool.stamp", [sent_at], queue=Q)] * batch)
+        ids += got
+        results = [keys.result(i) for i in got]
+        while await broker.redis.exists(*results) < len(results):
+            await asyncio.sleep(0.0005)
+    return ids
+
+
 async def spool_run(
-    url: str, rate: float, seconds: float, concurrency: int, profile: Path | None, spy: str | None
+    url: str,
+    rate: float,
+    seconds: float,
+    concurrency: int,
+    profile: Path | None,
+    spy: str | None,
+    closed: int = 0,
 ) -> Run:
     prefix = f"trickle-{uuid.uuid4().hex[:8]}"
     redis = await open_redis(url)
@@ -138,15 +180,24 @@ async def spool_run(
         producer = OpenLoopProducer(
             broker, Q, "spool.stamp", [], rate=rate, total=total, stamp=True
         )
+        keys = broker.keys(Q)
         if profile is not None and spy is not None:
             spy_proc = subprocess.Popen(
                 [spy, "record", "--nonblocking", "-r", "250", "-d", str(int(seconds)), "-f",
                  "raw", "-o", str(profile), "-p", str(proc.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
+        idle0 = cpu_s(proc.pid)
+        await asyncio.sleep(IDLE_S)
+        idle_per_s = (cpu_s(proc.pid) - idle0) / IDLE_S
         redis_cpu0, calls0 = await server_counters(redis)
         worker0 = cpu_s(proc.pid)
-        await producer.run()
+        t0 = time.monotonic()
+        if closed:
+            ids = await closed_loop(broker, closed, seconds)
+        else:
+            await producer.run()
+            ids = producer.ids
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             st = await queue_stats(broker, Q)
@@ -154,11 +205,11 @@ async def spool_run(
                 break
             await asyncio.sleep(0.01)
         worker_cpu = cpu_s(proc.pid) - worker0
+        elapsed = time.monotonic() - t0
         redis_cpu1, calls1 = await server_counters(redis)
-        keys = broker.keys(Q)
         waits: list[float] = []
-        for i in range(0, len(producer.ids), 1000):
-            chunk = producer.ids[i : i + 1000]
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i : i + 1000]
             for raw in await redis.mget([keys.result(t) for t in chunk]):
                 if raw is not None:
                     waits.append(float(codec.loads(raw)["result"]))
@@ -180,10 +231,12 @@ async def spool_run(
         sum(delta.values()) / done,
         done,
         detail,
+        idle_per_s * 1000,
+        (worker_cpu - idle_per_s * elapsed) / done * 1e6,
     )
 
 
-async def huey_run(url: str, rate: float, seconds: float, python: str) -> Run:
+async def huey_run(url: str, rate: float, seconds: float, python: str, closed: int = 0) -> Run:
     redis = await open_redis(url)
     with tempfile.TemporaryDirectory(prefix="trickle-huey-") as tmp:
         Path(tmp, "app.py").write_text(HUEY_APP)
@@ -199,7 +252,8 @@ async def huey_run(url: str, rate: float, seconds: float, python: str) -> Run:
             redis_cpu0, calls0 = await server_counters(redis)
             worker0 = cpu_s(consumer.pid)
             out = subprocess.run(
-                [python, "produce.py", str(rate), str(int(rate * seconds))],
+                [python, "produce.py", str(rate), str(int(rate * seconds)), str(closed),
+                 str(seconds)],
                 cwd=tmp, env=env, capture_output=True, check=True,
             )  # fmt: skip
             worker_cpu = cpu_s(consumer.pid) - worker0
@@ -229,11 +283,13 @@ async def huey_run(url: str, rate: float, seconds: float, python: str) -> Run:
     )
 
 
-def line(system: str, rate: float, r: Run) -> str:
+def line(system: str, rate: float, r: Run, closed: int = 0) -> str:
+    how = f"closed {closed:>3}" if closed else f"{rate:>6,.0f}/s"
     return (
-        f"{system:6s} {rate:>6,.0f}/s  wait p50 {r.p50_ms:6.3f} ms  p99 {r.p99_ms:7.3f} ms  "
+        f"{system:6s} {how}  wait p50 {r.p50_ms:6.3f} ms  p99 {r.p99_ms:7.3f} ms  "
         f"worker {r.worker_us:6.1f} us/task  redis {r.redis_us:5.1f} us/task  "
-        f"{r.calls:4.2f} cmds/task  ({r.done} tasks) {r.detail}"
+        f"{r.calls:4.2f} cmds/task  ({r.done} tasks)  idle {r.idle_ms_s:4.1f} ms/s  "
+        f"marginal {r.marginal_us:6.1f} us/task  {r.detail}"
     )
 
 
@@ -252,12 +308,12 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
                     if args.profile_dir is not None and run == 0:
                         profile = Path(args.profile_dir) / f"spool-{int(rate)}.txt"
                     r = await spool_run(
-                        url, rate, args.seconds, args.concurrency, profile, args.py_spy
+                        url, rate, args.seconds, args.concurrency, profile, args.py_spy, args.closed
                     )
                 else:
-                    r = await huey_run(url, rate, args.seconds, args.huey_python)
+                    r = await huey_run(url, rate, args.seconds, args.huey_python, args.closed)
                 results.setdefault((system, rate), []).append(r)
-                print(f"run {run + 1} " + line(system, rate, r), flush=True)
+                print(f"run {run + 1} " + line(system, rate, r, args.closed), flush=True)
     print(f"load at end: {os.getloadavg()[0]:.2f}")
     print(f"medians of {args.runs}:")
     for (system, rate), runs in results.items():
@@ -269,8 +325,10 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
             statistics.median(r.calls for r in runs),
             runs[0].done,
             {},
+            statistics.median(r.idle_ms_s for r in runs),
+            statistics.median(r.marginal_us for r in runs),
         )
-        print(line(system, rate, med))
+        print(line(system, rate, med, args.closed))
 
 
 def main() -> None:
@@ -280,6 +338,13 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument(
+        "--closed",
+        type=int,
+        default=0,
+        metavar="B",
+        help="closed loop instead of a rate: enqueue B tasks in one call, wait for them, repeat",
+    )
     p.add_argument("--huey-python", help="a Python with huey installed (compares huey too)")
     p.add_argument("--py-spy", help="py-spy binary: profile the worker in the first run")
     p.add_argument("--profile-dir", help="where py-spy writes spool-<rate>.txt (raw format)")
