@@ -1,8 +1,10 @@
 """Operator actions as audit records: who did what, to what, with what result, and when.
 
-The console and the HTTP API record every action that changes something (requeue, delete,
-pause, resume, enqueue, pin, bounds) through `Broker.record_audit`; the stream is capped at
-`AUDIT_MAX` entries (approximate trimming: O(1) per append).
+The console, the CLI and the HTTP API record every action that changes something (requeue,
+delete, restore, pause, resume, cancel, enqueue, pin, bounds) through `Broker.record_audit`;
+the stream is capped at `AUDIT_MAX` entries (approximate trimming: O(1) per append). A delete's
+entry carries its undo token and how many letters it held, so it can be restored from the
+trail (`engine.undo`).
 """
 
 from __future__ import annotations
@@ -36,15 +38,42 @@ class AuditEntry:
     user: str = ""
     at_ms: int = 0
     id: str = ""
+    #: A delete's undo token ("" for other actions, or a delete that is final).
+    undo: str = ""
+    #: How many letters that delete held for undo.
+    held: int = 0
 
     @classmethod
-    def now(cls, action: str, scope: str, result: str, via: str = "console") -> AuditEntry:
-        """An entry stamped with this machine's host, user and clock."""
-        try:
-            user = getpass.getuser()
-        except Exception:  # no user name in this environment (some containers)
-            user = "?"
-        return cls(action, scope, result, via, socket.gethostname(), user, int(time.time() * 1000))
+    def now(
+        cls,
+        action: str,
+        scope: str,
+        result: str,
+        via: str = "console",
+        *,
+        host: str | None = None,
+        user: str | None = None,
+        undo: str = "",
+        held: int = 0,
+    ) -> AuditEntry:
+        """An entry stamped with the clock, and with this machine's host and user unless given
+        (the HTTP API gives the client's address and the caller's identity)."""
+        if user is None:
+            try:
+                user = getpass.getuser()
+            except Exception:  # no user name in this environment (some containers)
+                user = "?"
+        return cls(
+            action,
+            scope,
+            result,
+            via,
+            socket.gethostname() if host is None else host,
+            user,
+            int(time.time() * 1000),
+            undo=undo,
+            held=held,
+        )
 
     def fields(self) -> dict[str, str]:
         """The stream entry's fields."""
@@ -56,6 +85,7 @@ class AuditEntry:
             "host": self.host,
             "user": self.user,
             "at_ms": str(self.at_ms),
+            **({"undo": self.undo, "held": str(self.held)} if self.undo else {}),
         }
 
     @classmethod
@@ -71,6 +101,8 @@ class AuditEntry:
             user=f.get("user", ""),
             at_ms=int(f.get("at_ms") or 0),
             id=entry_id,
+            undo=f.get("undo", ""),
+            held=int(f.get("held") or 0),
         )
 
 

@@ -42,6 +42,10 @@ class EngineConfig:
     crash_limit: int = 3
     dead_max: int = 100_000
     dead_max_age_s: float = 7 * 24 * 3600.0
+    # A deleted dead letter stays restorable this long (0: deletes are final), and at most
+    # this many per queue are held (the oldest deletes go first): see engine/undo.py.
+    restore_window_s: float = 600.0
+    deleted_max: int = 100_000
     wake_tokens_max: int = 64
     promote_batch: int = 512
 
@@ -57,6 +61,8 @@ class EngineConfig:
                 validate_name("level", level)
         if self.lease_s <= 0 or self.result_ttl_s <= 0:
             raise ValueError("lease_s and result_ttl_s must be positive")
+        if self.restore_window_s < 0 or self.deleted_max < 1:
+            raise ValueError("restore_window_s must be >= 0 and deleted_max >= 1")
 
     def levels_for(self, queue: str) -> tuple[str, ...]:
         """The priority levels of `queue`, highest first."""

@@ -1,4 +1,7 @@
-"""The dead-letter queue: list with filters and paging, inspect, requeue, delete, group."""
+"""The dead-letter queue: list with filters and paging, inspect, requeue, delete, group.
+
+Deleted letters can be restored for a while: see `engine.undo`.
+"""
 
 from __future__ import annotations
 
@@ -233,9 +236,13 @@ async def requeue_dead(broker: Broker, queue: str, ids: list[str]) -> int:
     return await broker.requeue_dead(queue, ids)
 
 
-async def delete_dead(broker: Broker, queue: str, ids: list[str]) -> int:
-    """Delete these dead letters for good. Returns how many were deleted."""
-    return await broker.delete_dead(queue, ids)
+async def delete_dead(broker: Broker, queue: str, ids: list[str], undo: str = "") -> int:
+    """Delete these dead letters. Returns how many were deleted.
+
+    With an `undo` token (`engine.undo.new_undo`, one per operator action) they stay
+    restorable with it for the restore window; without one they are gone for good.
+    """
+    return await broker.delete_dead(queue, ids, undo)
 
 
 async def matching_ids(broker: Broker, flt: DeadFilter) -> dict[str, list[str]]:
@@ -284,17 +291,18 @@ async def requeue_matching(broker: Broker, flt: DeadFilter) -> int:
     return total
 
 
-async def delete_matching(broker: Broker, flt: DeadFilter) -> int:
-    """Delete every dead letter matching `flt`. Returns how many were deleted."""
+async def delete_matching(broker: Broker, flt: DeadFilter, undo: str = "") -> int:
+    """Delete every dead letter matching `flt` (restorable with `undo`, as `delete_dead`).
+    Returns how many were deleted."""
     total = 0
     for queue, ids in (await matching_ids(broker, flt)).items():
-        total += await delete_dead(broker, queue, ids)
+        total += await delete_dead(broker, queue, ids, undo)
     return total
 
 
-async def purge_dead(broker: Broker, queue: str) -> int:
-    """Delete every dead letter of `queue`."""
-    return await delete_matching(broker, DeadFilter(queue=queue))
+async def purge_dead(broker: Broker, queue: str, undo: str = "") -> int:
+    """Delete every dead letter of `queue` (restorable with `undo`, as `delete_dead`)."""
+    return await delete_matching(broker, DeadFilter(queue=queue), undo)
 
 
 async def dead_groups(broker: Broker, flt: DeadFilter | None = None) -> list[DeadGroup]:

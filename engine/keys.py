@@ -59,6 +59,8 @@ class QueueKeys:
         "crash",
         "dead",
         "dead_info",
+        "deleted",
+        "deleted_rec",
         "ea",
         "ended",
         "flow_count",
@@ -102,6 +104,10 @@ class QueueKeys:
         self.scheduled = f"{base}:scheduled"  # zset id -> due ms
         self.dead = f"{base}:dead"  # zset id -> died-at ms
         self.dead_info = f"{base}:dead_info"  # id -> dead record JSON
+        # Deleted dead letters, restorable until their delete's window ends (engine/undo.py):
+        # zset (lex, all scores 0) "<undo token>|<id>", and that member -> the letter's record.
+        self.deleted = f"{base}:deleted"
+        self.deleted_rec = f"{base}:deleted:rec"
         self.meta = f"{base}:meta"  # counters and queue settings
         self.paused = f"{base}:paused"
         # periodic task name -> latest tick handled, "<name>\trun" -> latest tick enqueued (ms)
@@ -154,6 +160,12 @@ class QueueKeys:
             self.unique_exp,
             self.unique_of,
         ]
+
+    @property
+    def held_keys(self) -> list[str]:
+        """The deleted-letter holding keys, in the order `lua/held.lua` expects them (the
+        first keys after the pending lists)."""
+        return [self.deleted, self.deleted_rec]
 
     @property
     def pending_keys(self) -> list[str]:

@@ -17,6 +17,7 @@ SCRIPT_NAMES = (
     "reap",
     "requeue",
     "delete_dead",
+    "restore_dead",
     "repair",
     "release",
     "enqueue_unique",
@@ -37,6 +38,9 @@ FLOW_SCRIPTS = frozenset(
     {"fetch", "settle", "reap", "release", "repair", "enqueue_unique", "cancel"}
 )
 
+# Scripts that hold, restore or prune deleted dead letters (lua/held.lua): they get its helpers,
+# and the queue's holding keys as their first extra keys.
+HELD_SCRIPTS = frozenset({"delete_dead", "restore_dead", "reap"})
 
 # Scripts that only finish held work or free memory: they run past `maxmemory` (noeviction), so
 # workers settle, renew and give back what they hold while Redis refuses new tasks. (Redis 7+
@@ -52,6 +56,8 @@ def _source(name: str) -> str:
     parts.append((folder / "common.lua").read_text())
     if name in FLOW_SCRIPTS:
         parts.append((folder / "flow.lua").read_text())
+    if name in HELD_SCRIPTS:
+        parts.append((folder / "held.lua").read_text())
     parts.append((folder / f"{name}.lua").read_text())
     return "\n".join(parts)
 
@@ -96,8 +102,9 @@ class Scripts:
     ) -> Any:
         """Run script `name` for one queue; `argv` follows ARGV[1] (the levels).
 
-        KEYS: the fixed queue keys, the pending lists, `extra_keys`, and last the flow keys
-        (flow scripts only), which `flow.lua` counts from the end.
+        KEYS: the fixed queue keys, the pending lists, the holding keys (held scripts only),
+        `extra_keys`, and last the flow keys (flow scripts only), which `flow.lua` counts from
+        the end.
         """
         all_keys, args = self.call_args(name, keys, argv, extra_keys)
         return await self._scripts[name](keys=all_keys, args=args)
@@ -112,6 +119,8 @@ class Scripts:
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of one call of script `name` (see `run`)."""
         fixed, levels = queue_keys_argv(keys)
+        if name in HELD_SCRIPTS:
+            extra_keys = keys.held_keys + (extra_keys or [])
         all_keys = fixed + (extra_keys or [])
         if name in FLOW_SCRIPTS:
             all_keys += keys.flow_keys

@@ -173,7 +173,7 @@ class SpoolApp(App[int]):
     def action_audit(self) -> None:
         """`a`: the audit trail (every operator action recorded in Redis)."""
         if not isinstance(self.screen, AuditScreen):
-            self.push_screen(AuditScreen(self.host))
+            self.push_screen(AuditScreen(self.host, read_only=self.read_only))
 
     def action_help(self) -> None:
         """`?`: the keys of this screen, from its live bindings."""

@@ -28,6 +28,7 @@ from spool_console.cli_output import (
     confirm,
 )
 from spool_console.options import non_negative_int, positive_int
+from spool_console.restore_cmd import add_restore_parsers, run_deleted, run_restore, undo_note
 
 if TYPE_CHECKING:
     from engine.broker import Broker
@@ -46,11 +47,14 @@ class Command:
     run: Run
 
 
-async def _audit(broker: Broker, action: str, scope: str, result: str) -> None:
+async def _audit(
+    broker: Broker, action: str, scope: str, result: str, *, undo: str = "", held: int = 0
+) -> None:
     """Append the operator action to the audit trail, as the console and the API do."""
     from engine.audit import AuditEntry, record_quietly
 
-    await record_quietly(broker, AuditEntry.now(action, scope, result, via="cli"))
+    entry = AuditEntry.now(action, scope, result, via="cli", undo=undo, held=held)
+    await record_quietly(broker, entry)
 
 
 # ---- queues -------------------------------------------------------------------------------
@@ -208,9 +212,9 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 
 def add_dead(p: argparse.ArgumentParser) -> None:
-    """`dead list|show|groups|requeue|delete`."""
+    """`dead list|show|groups|requeue|delete|deleted|restore`."""
     sub = p.add_subparsers(dest="dead_command", required=True,
-                           metavar="{list,show,groups,requeue,delete}")
+                           metavar="{list,show,groups,requeue,delete,deleted,restore}")
     lst = sub.add_parser("list", help="dead letters, newest first", allow_abbrev=False)
     _filters(lst)
     lst.add_argument("--limit", type=positive_int, default=50, help="rows (default 50)")
@@ -227,6 +231,7 @@ def add_dead(p: argparse.ArgumentParser) -> None:
         act.add_argument("--all", action="store_true", help="every dead letter matching filters")
         _filters(act)
         act.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_restore_parsers(sub)
 
 
 def _dead_row(item: DeadItem) -> tuple[object, ...]:
@@ -245,6 +250,10 @@ async def run_dead(broker: Broker, args: argparse.Namespace, out: Output) -> int
         return await _dead_show(broker, args, out)
     if command in ("requeue", "delete"):
         return await _dead_act(broker, args, out)
+    if command == "deleted":
+        return await run_deleted(broker, out)
+    if command == "restore":
+        return await run_restore(broker, args, out, _audit)
     flt = DeadFilter(queue=args.queue, task=args.task, error=args.error)
     if command == "groups":
         groups = await dead_ops.dead_groups(broker, flt)
@@ -297,8 +306,10 @@ async def _dead_show(broker: Broker, args: argparse.Namespace, out: Output) -> i
 async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> int:
     from engine import dead as dead_ops
     from engine.dead import DeadFilter
+    from engine.undo import new_undo
 
     verb = args.dead_command
+    token = ""
     if bool(args.ids) == bool(args.all):
         raise CommandError(EXIT_USAGE, f"{verb}: give ids or --all, not both or neither")
     if args.ids and (args.task or args.error):
@@ -309,8 +320,12 @@ async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> in
         if scope and not confirm(f"{verb} {scope} dead letter(s) matching {flt.describe()}?",
                                  args.yes):
             raise CommandError(1, f"{verb}: not confirmed; nothing done")
-        act = dead_ops.requeue_matching if verb == "requeue" else dead_ops.delete_matching
-        done = await act(broker, flt) if scope else 0
+        done = 0
+        if scope and verb == "requeue":
+            done = await dead_ops.requeue_matching(broker, flt)
+        elif scope:
+            token = await new_undo(broker)
+            done = await dead_ops.delete_matching(broker, flt, token)
     else:
         ids = list(dict.fromkeys(args.ids))
         by_queue: dict[str, list[str]] = {}
@@ -325,19 +340,28 @@ async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> in
             else:
                 by_queue.setdefault(item.queue, []).append(task_id)
         if verb == "delete" and by_queue and not confirm(
-            f"delete {sum(map(len, by_queue.values()))} dead letter(s) for good?", args.yes
+            f"delete {sum(map(len, by_queue.values()))} dead letter(s)"
+            f"{'' if broker.config.restore_window_s else ' for good'}?",
+            args.yes,
         ):
             raise CommandError(1, "delete: not confirmed; nothing done")
-        act_ids = dead_ops.requeue_dead if verb == "requeue" else dead_ops.delete_dead
+        token = await new_undo(broker) if verb == "delete" and by_queue else ""
         done = 0
         for queue, queue_ids in by_queue.items():
-            done += await act_ids(broker, queue, queue_ids)
+            if verb == "requeue":
+                done += await dead_ops.requeue_dead(broker, queue, queue_ids)
+            else:
+                done += await dead_ops.delete_dead(broker, queue, queue_ids, token)
         if not done and (missing or by_queue):
             raise CommandError(EXIT_NOT_FOUND, f"{verb}: no such dead letter(s)")
     scope_text = f"matching {flt.describe()}" if args.all else f"{len(args.ids):,} id(s)"
-    await _audit(broker, f"dead {verb}", scope_text, f"{done:,}")
+    await _audit(broker, f"dead {verb}", scope_text, f"{done:,}", undo=token, held=done)
     past = "requeued" if verb == "requeue" else "deleted"
-    out.json({past: done}) if out.as_json else out.line(f"{past}={done}")
+    if not out.as_json:
+        out.line(f"{past}={done}")
+    note = undo_note(token, done, out)
+    if out.as_json:
+        out.json({past: done, **note})
     return EXIT_OK
 
 
@@ -347,6 +371,7 @@ COMMANDS: tuple[Command, ...] = (
             run_task),
     Command("pause", "stop handing out a queue's tasks", add_queue_name, _switch(True)),
     Command("resume", "hand out a queue's tasks again", add_queue_name, _switch(False)),
-    Command("dead", "dead letters: list, show, groups, requeue, delete", add_dead, run_dead),
+    Command("dead", "dead letters: list, show, groups, requeue, delete, deleted, restore",
+            add_dead, run_dead),
     # i10-api: cancel and schedules go here, one Command each.
 )

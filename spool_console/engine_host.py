@@ -153,10 +153,13 @@ class EngineHost:
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))
 
-    async def audit(self, action: str, scope: str, result: str) -> None:
-        """Record an operator action in the audit trail; a failure to record is logged, not
-        raised (the action itself already happened)."""
-        entry = AuditEntry.now(action, scope, result)
+    async def audit(
+        self, action: str, scope: str, result: str, *, undo: str = "", held: int = 0
+    ) -> None:
+        """Record an operator action in the audit trail (a delete with its undo token and how
+        many letters it held); a failure to record is logged, not raised (the action itself
+        already happened)."""
+        entry = AuditEntry.now(action, scope, result, undo=undo, held=held)
         try:
             await self.call(lambda b: record_quietly(b, entry))
         except EngineUnavailable as exc:

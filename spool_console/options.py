@@ -151,6 +151,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--connect-timeout", "SPOOL_CONNECT_TIMEOUT_S", "seconds to keep trying Redis at "
            "start (commands other than the console and worker: 5)", 30.0,
            parse=positive_float, scope=GLOBAL, metavar="S", name="connect_deadline_s"),
+    Option("--restore-window", "SPOOL_RESTORE_WINDOW_S", "seconds a deleted dead letter can "
+           "be restored (0: deletes are final)", 600.0, parse=non_negative_float, scope=GLOBAL,
+           metavar="S", name="restore_window_s"),
     Option("--json", "SPOOL_JSON", "print results as JSON, for scripts", False,
            parse=boolean, kind="switch", scope=GLOBAL),
     # -- the console and `worker` ------------------------------------------------------------

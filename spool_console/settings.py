@@ -49,10 +49,13 @@ class Settings:
     # its tasks declare (`@task(queue=...)`).
     queues_given: bool = True
     request_timeout_s: float = 2.0  # HTTP: one deadline per request's Redis work
+    restore_window_s: float = 600.0  # how long a deleted dead letter can be restored
 
     def engine_config(self) -> EngineConfig:
         """The engine's view of these settings."""
-        return EngineConfig(prefix=self.prefix, lease_s=self.lease_s)
+        return EngineConfig(
+            prefix=self.prefix, lease_s=self.lease_s, restore_window_s=self.restore_window_s
+        )
 
     def pool_settings(self) -> PoolSettings:
         """The worker pool's view of these settings."""

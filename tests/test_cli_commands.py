@@ -6,14 +6,17 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from test_http_support import bury, make_broker
 
+from engine import undo
 from spool_console.cli import main
 from spool_console.cli_output import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE
 
@@ -108,18 +111,64 @@ def test_dead_letters_list_show_groups_requeue_delete(
     assert cli.json("dead", "requeue", ids[0]) == {"requeued": 1}
     code, _, err = cli("dead", "delete", ids[1])
     assert code == EXIT_FAILED and "add --yes" in err
-    assert cli.json("dead", "delete", ids[1], "--yes") == {"deleted": 1}
+    deleted = cli.json("dead", "delete", ids[1], "--yes")
+    assert deleted["deleted"] == 1 and deleted["undo"].startswith(
+        str(deleted["restorable_until_ms"])
+    )
     # Bulk: the scope is printed and nothing happens without confirmation.
     code, _, err = cli("dead", "requeue", "--all", "--queue", "jobs", "--error", "smtp")
     assert code == EXIT_FAILED and "requeue 1 dead letter(s) matching queue='jobs'" in err
     code, out, _ = cli("dead", "requeue", "--all", "--error", "smtp", "--yes")
     assert (code, out) == (0, "requeued=1\n")
-    assert cli.json("dead", "delete", "--all", "--yes") == {"deleted": 1}
+    assert cli.json("dead", "delete", "--all", "--yes")["deleted"] == 1
     assert cli("dead", "list") == (0, "no dead letters\n", "")
     # Every change is in the audit trail, marked as coming from the CLI.
     entries = _audit_log(redis_url, prefix)
     assert [(e.action, e.via) for e in entries][:2] == [("dead delete", "cli"),
                                                         ("dead requeue", "cli")]
+
+
+def test_dead_restore_brings_back_a_delete(cli: Cli, redis_url: str, prefix: str) -> None:
+    ids = [_bury(redis_url, prefix, "mail.send", f"smtp {i}") for i in range(2)]
+    code, out, _ = cli("dead", "delete", "--all", "--yes")
+    first, note = out.splitlines()
+    token = note.rsplit(" ", 1)[1]
+    assert first == "deleted=2" and note.startswith("restore until ")
+    listed = cli.json("dead", "deleted")["deleted"]
+    assert [(h["undo"], h["count"], h["by_queue"]) for h in listed] == [(token, 2, {"jobs": 2})]
+    code, out, _ = cli("dead", "deleted")
+    assert code == 0 and token in out
+    newer = _bury(redis_url, prefix, "mail.send", "smtp later")
+    assert cli.json("dead", "restore", token) == {"restored": 2, "id_in_use": 0}
+    assert {i["id"] for i in cli.json("dead", "list")["items"]} == {*ids, newer}
+    code, _, err = cli("dead", "restore", token)
+    assert code == EXIT_NOT_FOUND and "nothing held" in err
+    code, _, err = cli("dead", "restore", "not-a-token")
+    assert code == EXIT_USAGE and "invalid undo token" in err
+    code, out, _ = cli("dead", "deleted")
+    assert (code, out) == (0, "no deletes to restore\n")
+    entries = _audit_log(redis_url, prefix)
+    assert [(e.action, e.scope, e.result) for e in entries[:2]] == [
+        ("dead restore", f"undo {token}", "restored 2"),
+        ("dead delete", "matching everything", "2"),
+    ]
+    assert (entries[1].undo, entries[1].held) == (token, 2)
+
+
+def test_an_expired_delete_cannot_be_restored(
+    cli: Cli, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPOOL_RESTORE_WINDOW_S", "0.05")
+    task_id = _bury(redis_url, prefix, "mail.send", "smtp")
+    token = cli.json("dead", "delete", task_id, "--yes")["undo"]
+    server = SyncRedis.from_url(redis_url)
+    deadline = time.monotonic() + 5
+    while (lambda t: t[0] * 1000 + t[1] // 1000)(server.time()) < undo.expiry_of(token):
+        assert time.monotonic() < deadline, "the server clock did not pass the window's end"
+        time.sleep(0.01)
+    server.close()
+    code, _, err = cli("dead", "restore", token)
+    assert code == EXIT_NOT_FOUND and "ended at" in err
 
 
 def _audit_log(redis_url: str, prefix: str) -> list[Any]:

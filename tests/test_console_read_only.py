@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from engine import dead, undo
+from engine.audit import AuditEntry
 from engine.broker import Broker
 from engine.config import EngineConfig
+from spool_console.screens.audit import AuditScreen
 from spool_console.screens.bench import BenchScreen
 from spool_console.screens.dead import DeadScreen
 from spool_console.testing import bury, make_app, make_settings, screen_text, wait_until
@@ -31,6 +34,11 @@ async def seeded(embedded_server_factory):
     await bury(broker, "default", [("demo.flaky", "boom"), ("demo.flaky", "bang")])
     # What a SIGKILLed worker leaves behind: listing the fleet must not delete it.
     await redis.hset(broker.globals.workers, "gone:1:x", b'{"last_seen_s": 0}')
+    # A delete still restorable, in the audit trail: restore must be out of reach too.
+    (gone,) = await bury(broker, "default", [("demo.flaky", "deleted")])
+    token = await undo.new_undo(broker)
+    await dead.delete_dead(broker, "default", [gone], token)
+    await broker.record_audit(AuditEntry.now("dead delete", "1", "deleted 1", undo=token, held=1))
     yield server.url, redis
     await redis.aclose()
 
@@ -69,6 +77,13 @@ async def test_read_only_writes_nothing_by_any_key_button_or_palette(seeded, tmp
         commands += [c.title for c in app.get_system_commands(dead)]
         for title in ("Requeue", "Delete", "Requeue all", "Delete all", "Run benchmark"):
             assert title not in commands
+        await pilot.press("a")
+        audit = await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen) and app.screen)
+        await wait_until(pilot, lambda: audit.entries, what="the delete's audit entry")
+        await pilot.press("u", "enter", "y")
+        assert app.screen is audit, "no restore confirmation under --read-only"
+        assert "Restore" not in [c.title for c in app.get_system_commands(audit)]
+        assert "restorable" not in screen_text(app) and "u restores" not in screen_text(app)
     assert await writes_so_far(redis) == before, "a read-only console wrote to Redis"
     assert not store.exists(), "a read-only console wrote the last-run file"
     assert app.host._http is None, "no HTTP API (it has write routes) under --read-only"

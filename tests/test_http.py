@@ -181,8 +181,11 @@ async def test_requeue_all_matching(api: TestClient, broker: Broker) -> None:
 async def test_delete_dead(api: TestClient, broker: Broker) -> None:
     a = await bury(broker, "x", "boom")
     b = await bury(broker, "x", "boom", queue="other")
-    assert await (await api.delete(f"/v1/dead/{a}")).json() == {"deleted": 1}
-    assert await (await api.delete(f"/v1/dead/{b}?queue=other")).json() == {"deleted": 1}
+    first = await (await api.delete(f"/v1/dead/{a}")).json()
+    assert first["deleted"] == 1 and first["restorable_until_ms"] > time.time() * 1000
+    assert first["undo"].startswith(str(first["restorable_until_ms"]))
+    second = await (await api.delete(f"/v1/dead/{b}?queue=other")).json()
+    assert second["deleted"] == 1 and second["undo"] != first["undo"]
     assert (await api.delete(f"/v1/dead/{a}")).status == 404
     assert await queue_ops.task_status(broker, a) is None
 

@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 from redis.asyncio import Redis
 from test_http_support import api_client, bury, make_broker
 
+from engine import dead, undo
 from engine.http.context import CTX
 from engine.http.routes import ROUTES
 from engine.http.server import build_app
@@ -83,6 +84,10 @@ async def test_live_responses_match_their_schemas(redis: Redis, prefix: str) -> 
     """Call every JSON route for real and validate each body against the published schema."""
     broker = make_broker(redis, prefix)
     dead_id = await bury(broker, "boom", "ValueError: nope")
+    doomed = await bury(broker, "boom", "ValueError: again")
+    held = await bury(broker, "boom", "ValueError: held")
+    token = await undo.new_undo(broker)
+    await dead.delete_dead(broker, "jobs", [held], token)
     async with api_client(broker) as api:
         doc = await (await api.get("/v1/openapi.json")).json()
         created = await api.post("/v1/tasks", json={"name": "x", "queue": "jobs", "eta": 1})
@@ -107,6 +112,8 @@ async def test_live_responses_match_their_schemas(redis: Redis, prefix: str) -> 
             ("GET", "/readyz", None),
             ("POST", "/v1/dead/requeue", {"ids": [dead_id]}),
             ("DELETE", "/v1/dead/nope", None),
+            ("DELETE", f"/v1/dead/{doomed}", None),
+            ("POST", "/v1/dead/restore", {"undo": token}),
             ("POST", "/v1/tasks", {"name": "x", "timeout": 0}),
         ]
         checked = set()

@@ -1,4 +1,4 @@
-"""Operator broker calls: pause, dead-letter requeue/delete, repair, the audit trail."""
+"""Operator broker calls: pause, dead-letter requeue/delete/restore, repair, the audit trail."""
 
 from __future__ import annotations
 
@@ -42,12 +42,22 @@ class AdminCalls(BrokerCore):
             moved += int(await self.scripts.run("requeue", self.keys(queue), argv))
         return moved
 
-    async def delete_dead(self, queue: str, ids: Sequence[str]) -> int:
-        """Delete these dead letters for good. Returns how many were deleted."""
+    async def delete_dead(self, queue: str, ids: Sequence[str], undo: str = "") -> int:
+        """Delete these dead letters; with an `undo` token (`engine.undo`) each is held,
+        restorable with it until the token expires, else it is gone for good. Returns how
+        many were deleted."""
         deleted = 0
         for part in chunks(ids):
-            deleted += int(await self.scripts.run("delete_dead", self.keys(queue), [*part]))
+            argv: list[object] = [undo, self.config.deleted_max, *part]
+            deleted += int(await self.scripts.run("delete_dead", self.keys(queue), argv))
         return deleted
+
+    async def restore_dead(self, queue: str, undo: str, limit: int) -> tuple[int, int, int]:
+        """Move up to `limit` letters held under `undo` back into the dead set, as they were:
+        (restored, left deleted because their id is in use again, still held under `undo`)."""
+        raw = await self.scripts.run("restore_dead", self.keys(queue), [undo, limit])
+        restored, in_use, left = (int(x) for x in raw)
+        return restored, in_use, left
 
     async def repair(self, queue: str, scan_batch: int = 1000) -> int:
         """Put back tasks whose payload exists but that sit in no list or set. Rare and slow."""

@@ -77,6 +77,7 @@ def build_app(
         openapi_json=orjson.dumps(document),
         ends=EndWatcher(http_broker),
         liveness=pool.liveness if pool is not None else None,
+        caller="http" if token is None else "api-token",
     )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

@@ -30,6 +30,9 @@ class HttpContext:
     ends: EndWatcher
     #: The local worker pool's watch on Redis, when the ingress runs beside one (for /readyz).
     liveness: RedisLiveness | None = None
+    #: Who a request is in the audit trail: every request that reaches a handler showed the
+    #: one bearer token when the API has one ("api-token"), else nobody is known ("http").
+    caller: str = "http"
 
     @property
     def prefix(self) -> str:

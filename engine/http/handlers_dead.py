@@ -1,4 +1,4 @@
-"""Dead-letter routes: list with filters and paging, groups, requeue, delete."""
+"""Dead-letter routes: list with filters and paging, groups, requeue, delete, restore."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import msgspec
 from aiohttp import web
 
 from engine import dead as dead_ops
-from engine.audit import AuditEntry, record_quietly
+from engine import undo
 from engine.broker import Broker
 from engine.dead import DeadFilter
+from engine.http import audit
 from engine.http.context import ctx
 from engine.http.contract import (
     DeadFilterQuery,
@@ -20,6 +21,8 @@ from engine.http.contract import (
     Deleted,
     Requeued,
     RequeueRequest,
+    Restored,
+    RestoreRequest,
     TaskQuery,
 )
 from engine.http.errors import ApiError, reply
@@ -65,7 +68,7 @@ async def requeue(request: web.Request) -> web.Response:
         if req.ids is None:
             flt = DeadFilter(queue=req.queue, task=req.task, error=req.error)
             moved = await dead_ops.requeue_matching(c.broker, flt)
-            await _audit(request, "dead requeue", f"matching {flt.describe()}", moved)
+            await audit.record(request, "dead requeue", f"matching {flt.describe()}", f"{moved:,}")
             return reply(Requeued(requeued=moved))
         by_queue: dict[str, list[str]] = {}
         if req.queue is not None:
@@ -78,13 +81,8 @@ async def requeue(request: web.Request) -> web.Response:
             n += await dead_ops.requeue_dead(c.broker, queue, ids)
     except ValueError as exc:
         raise _invalid(exc) from None
-    await _audit(request, "dead requeue", f"{len(req.ids):,} id(s)", n)
+    await audit.record(request, "dead requeue", f"{len(req.ids):,} id(s)", f"{n:,}")
     return reply(Requeued(requeued=n))
-
-
-async def _audit(request: web.Request, action: str, scope: str, n: int) -> None:
-    entry = AuditEntry.now(action, scope, f"{n:,}", via=f"http {request.remote or ''}".strip())
-    await record_quietly(ctx(request).broker, entry)
 
 
 async def _locate_dead(broker: Broker, ids: list[str]) -> dict[str, list[str]]:
@@ -112,18 +110,47 @@ async def _locate_dead(broker: Broker, ids: list[str]) -> dict[str, list[str]]:
 
 
 async def delete_dead(request: web.Request) -> web.Response:
-    """DELETE /v1/dead/{id}[?queue=] → {"deleted": 1}; 404 when no such dead letter."""
+    """DELETE /v1/dead/{id}[?queue=] → {"deleted": 1, "undo", "restorable_until_ms"}; 404 when
+    no such dead letter. `undo` restores it (POST /v1/dead/restore) until then."""
     c = ctx(request)
     task_id = request.match_info["id"]
     queue = read_query(request, TaskQuery).queue
+    token = ""
     try:
         if queue is None:
             item = await dead_ops.find_dead(c.broker, task_id)
             queue = item.queue if item is not None else None
-        n = await dead_ops.delete_dead(c.broker, queue, [task_id]) if queue else 0
+        if queue:
+            c.broker.keys(queue)  # validate before taking a token
+            token = await undo.new_undo(c.broker)
+        n = await dead_ops.delete_dead(c.broker, queue, [task_id], token) if queue else 0
     except ValueError as exc:
         raise _invalid(exc) from None
     if not n:
         raise ApiError(404, "not_found", f"no dead letter {task_id!r}")
-    await _audit(request, "dead delete", f"{queue}/{task_id}", n)
-    return reply(Deleted(deleted=n))
+    await audit.record(request, "dead delete", f"{queue}/{task_id}", f"{n:,}", undo=token, held=n)
+    if not token:  # the restore window is 0: deletes are final
+        return reply(Deleted(deleted=n))
+    return reply(Deleted(deleted=n, undo=token, restorable_until_ms=undo.expiry_of(token)))
+
+
+async def restore(request: web.Request) -> web.Response:
+    """POST /v1/dead/restore {"undo"} → {"restored", "id_in_use"}: the letters of that delete
+    back in the dead set as they were; 404 when none is held, 410 when its window ended."""
+    c = ctx(request)
+    token = (await read_body(request, RestoreRequest, c.max_body_bytes)).undo
+    try:
+        undo.expiry_of(token)
+    except ValueError as exc:
+        raise _invalid(exc) from None
+    done = await undo.restore(c.broker, token)
+    if done.expired:
+        raise ApiError(410, "gone", f"the restore window of {token} ended; its letters are gone")
+    if not done.restored and not done.id_in_use:
+        raise ApiError(404, "not_found", f"nothing held under {token} (already restored, or "
+                                         "dropped to keep the holding bounded)")
+    result = f"restored {done.restored:,}"
+    if done.id_in_use:
+        result += f" · {done.id_in_use:,} left deleted (id in use again)"
+    await audit.record(request, "dead restore", f"undo {token}", result)
+    return reply(Restored(restored=done.restored, id_in_use=done.id_in_use))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine import queues as queue_ops
-from engine.audit import AuditEntry, record_quietly
 from engine.diagnosis import diagnose_queue
+from engine.http import audit
 from engine.http.context import ctx
 from engine.http.contract import (
     DiagnosisReason,
@@ -37,8 +37,7 @@ async def pause_queue(request: web.Request) -> web.Response:
     """POST /v1/queues/{queue}/pause (a queue not used yet may be paused ahead of time)."""
     queue = _queue(request)
     await queue_ops.pause(ctx(request).broker, queue)
-    entry = AuditEntry.now("pause", f"queue {queue}", "done", via=f"http {request.remote}")
-    await record_quietly(ctx(request).broker, entry)
+    await audit.record(request, "pause", f"queue {queue}", "done")
     return reply(QueueState(queue=queue, paused=True))
 
 
@@ -46,8 +45,7 @@ async def resume_queue(request: web.Request) -> web.Response:
     """POST /v1/queues/{queue}/resume."""
     queue = _queue(request)
     await queue_ops.resume(ctx(request).broker, queue)
-    entry = AuditEntry.now("resume", f"queue {queue}", "done", via=f"http {request.remote}")
-    await record_quietly(ctx(request).broker, entry)
+    await audit.record(request, "resume", f"queue {queue}", "done")
     return reply(QueueState(queue=queue, paused=False))
 
 

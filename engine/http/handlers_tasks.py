@@ -14,6 +14,7 @@ from engine import schedule as schedule_ops
 from engine.declared import TaskArgumentsError
 from engine.durable import enqueue_durably
 from engine.errors import DurabilityError
+from engine.http import audit
 from engine.http.context import HttpContext, ctx
 from engine.http.contract import (
     BatchRequest,
@@ -134,6 +135,8 @@ async def cancel_task(request: web.Request) -> web.Response:
     done = await cancel_ops.cancel_task(c.broker, task_id, info.queue)
     after = await queue_ops.task_status(c.broker, task_id, info.queue)
     state = str(after.state) if after is not None else None
+    result = f"cancelled, now {state}" if done else f"nothing to do ({state})"
+    await audit.record(request, "cancel", f"{info.queue}/{task_id}", result)
     return reply(CancelReply(id=task_id, cancelled=done, state=state))  # type: ignore[arg-type]
 
 

@@ -18,6 +18,7 @@ _ERRORS = {
           "queue/priority/name the engine refuses"),
     401: ("Unauthorized", "missing or wrong bearer token"),
     404: ("NotFound", "no such task or dead letter"),
+    410: ("Gone", "the restore window of that delete has ended"),
     413: ("PayloadTooLarge", "body over the size limit or batch over the item limit"),
     422: ("Unprocessable", "the arguments do not fit the handler's signature (checked when the "
           "serving process has the task registered)"),

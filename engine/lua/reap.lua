@@ -1,11 +1,11 @@
 -- reap: ARGV = levels, limit, crash_limit, dead_max, dead_max_age_ms, promote_limit, wake_cap,
 -- KEYS: the queue's fixed keys, then its pending lists, highest level first (common.lua); then
---   the queue's flow keys (flow.lua).
+--   the holding keys (held.lua); then the queue's flow keys (flow.lua).
 -- result_ttl_ms.
 -- Expired leases go back to pending (each expiry counts as an attempt) or to the dead-letter
 -- set, or end as cancelled when a cancel was requested; due scheduled tasks are promoted;
 -- orphans in `active` are dropped; DLQ caps enforced; cancelled records older than the result
--- TTL are dropped.
+-- TTL are dropped; deleted letters whose restore window ended are dropped.
 -- Returns {requeued, dead, promoted, orphans, evicted, crash_looped}.
 local now = now_ms()
 local limit = tonumber(ARGV[2])
@@ -64,5 +64,6 @@ if #old > 0 then
   redis.call('ZREM', k.cancelled_at, unpack(old))
   redis.call('HDEL', k.cancelled, unpack(old))
 end
+prune_held(now, 1000)
 if requeued + promoted > 0 then wake(k, tonumber(ARGV[7])) end
 return {requeued, dead, promoted, orphans, evicted, looped}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import ClassVar
 
 from textual import on, work
@@ -18,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Static
 
 from engine import dead as dead_ops
+from engine import undo
 from engine.broker import Broker
 from engine.dead import DeadFilter, DeadGroup, DeadItem
 from spool_console.engine_host import ConsoleSnapshot
@@ -27,7 +29,13 @@ from spool_console.screens.detail import DetailScreen, as_json, fmt_ms_time, rec
 from widgets.vim_table import VimTable
 
 PAGE = 500
+#: A dead-letter action given the undo token it runs under ("" unless it is a delete).
+Act = Callable[[Broker, str], Awaitable[int]]
 RELOAD_EVERY_S = 5.0
+
+
+def _clock(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
 
 
 def dead_view(item: DeadItem) -> DetailScreen:
@@ -348,7 +356,7 @@ class DeadScreen(SpoolScreen):
             verb="Requeue",
             done="requeued",
             scope=f"{n} marked dead letter(s)" if self.marked else None,
-            run=lambda b: _per_queue(b, op, targets),
+            run=lambda b, _undo: _per_queue(b, op, targets),
         )
 
     def action_delete(self) -> None:
@@ -363,13 +371,13 @@ class DeadScreen(SpoolScreen):
             if self.marked
             else f"1 dead letter: {item.name if item else ''} {item.id if item else ''}"
         )
-        op = dead_ops.delete_dead
         self._bulk(
             verb="Delete",
             done="deleted",
             scope=what,
-            run=lambda b: _per_queue(b, op, targets),
+            run=lambda b, token: _per_queue(b, partial(dead_ops.delete_dead, undo=token), targets),
             always_confirm=True,
+            undoable=True,
         )
 
     def action_requeue_all(self) -> None:
@@ -380,7 +388,7 @@ class DeadScreen(SpoolScreen):
             done="requeued",
             scope=None,
             flt=flt,
-            matching=dead_ops.requeue_matching,
+            matching=lambda b, pinned, _undo: dead_ops.requeue_matching(b, pinned),
         )
 
     def action_delete_all(self) -> None:
@@ -392,6 +400,7 @@ class DeadScreen(SpoolScreen):
             scope=None,
             flt=flt,
             matching=dead_ops.delete_matching,
+            undoable=True,
         )
 
     @work(group="dead-action", exclusive=True)
@@ -401,13 +410,16 @@ class DeadScreen(SpoolScreen):
         verb: str,
         done: str,
         scope: str | None,
-        run: Callable[[Broker], Awaitable[int]] | None = None,
+        run: Act | None = None,
         flt: DeadFilter | None = None,
-        matching: Callable[[Broker, DeadFilter], Awaitable[int]] | None = None,
+        matching: Callable[[Broker, DeadFilter, str], Awaitable[int]] | None = None,
         always_confirm: bool = False,
+        undoable: bool = False,
     ) -> None:
         """scope → confirm → busy → result. With `flt`, the scope is pinned to what has died
-        when it is counted, and `matching(broker, pinned filter)` acts on exactly that."""
+        when it is counted, and `matching(broker, pinned filter, undo)` acts on exactly that.
+        An `undoable` action (a delete) runs under a fresh undo token, recorded with it in the
+        audit trail, where it can be restored while the token lasts (`engine.undo`)."""
         table = self.query_one("#dead", VimTable)
         if flt is not None:
             try:
@@ -429,8 +441,8 @@ class DeadScreen(SpoolScreen):
             pinned, matching_op = flt, matching
             assert matching_op is not None
 
-            async def run(b: Broker) -> int:
-                return await matching_op(b, pinned)
+            async def run(b: Broker, token: str) -> int:
+                return await matching_op(b, pinned, token)
 
         if scope is not None or always_confirm:
             ok = await self.app.push_screen_wait(
@@ -444,8 +456,10 @@ class DeadScreen(SpoolScreen):
         assert run is not None
         self._busy = True
         table.loading = True
+        act = run
         try:
-            n = await self.host.call(run, timeout_s=120.0)
+            token = await self.host.call(undo.new_undo) if undoable else ""
+            n = await self.host.call(lambda b: act(b, token), timeout_s=120.0)
         except Exception as exc:
             self.notify(f"{verb.lower()} failed: {exc}", severity="error")
             return
@@ -461,8 +475,15 @@ class DeadScreen(SpoolScreen):
                 newer = 0
             if newer:
                 result += f" · {newer:,} newer left alone"
-        self.notify(result)
-        await self.host.audit(f"dead {verb.lower()}", scope or "1 dead letter", result)
+        restorable = (
+            f" · restorable until {_clock(undo.expiry_of(token))} from the audit trail (a)"
+            if token and n
+            else ""
+        )
+        self.notify(result + restorable)
+        await self.host.audit(
+            f"dead {verb.lower()}", scope or "1 dead letter", result, undo=token, held=n
+        )
         self.host.refresh_soon()
         self.reload()
 

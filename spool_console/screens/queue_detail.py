@@ -209,6 +209,9 @@ class QueueDetailScreen(QueueActions):
             self.notify(f"cancelled task {task_id[:12]}")
         else:
             self.notify(f"task {task_id[:12]} had already ended", severity="warning")
+        await self.host.audit(
+            "cancel", f"{queue}/{task_id}", "cancelled" if done else "nothing to do (ended)"
+        )
         self.host.refresh_soon()
         self._peek()
 

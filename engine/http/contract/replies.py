@@ -232,10 +232,21 @@ class Requeued(Reply, omit_defaults=False):
     requeued: int
 
 
-class Deleted(Reply, omit_defaults=False):
-    """How many dead letters were deleted."""
+class Deleted(Reply):
+    """How many dead letters were deleted, and the undo token that restores them until
+    `restorable_until_ms` (both absent when the restore window is 0: deletes are final)."""
 
     deleted: int
+    undo: str | None = None
+    restorable_until_ms: int | None = None
+
+
+class Restored(Reply, omit_defaults=False):
+    """How many deleted dead letters came back, and how many stayed deleted because their id
+    is in use again (enqueued anew since the delete)."""
+
+    restored: int
+    id_in_use: int
 
 
 class Workers(Reply):

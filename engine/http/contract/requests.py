@@ -138,6 +138,12 @@ class RequeueRequest(Body):
     error: Annotated[str, Meta(description="substring of the error (with all)")] | None = None
 
 
+class RestoreRequest(Body):
+    """Which delete to undo: the token its reply (or its audit entry) carries."""
+
+    undo: Annotated[str, Meta(description="undo token: 13-digit expiry ms, '-', 8 hex digits")]
+
+
 class TaskQuery(Query):
     """Query of GET /v1/tasks/{id} and DELETE /v1/dead/{id}."""
 
