@@ -84,6 +84,8 @@ async def test_read_only_writes_nothing_by_any_key_button_or_palette(seeded, tmp
         assert app.screen is audit, "no restore confirmation under --read-only"
         assert "Restore" not in [c.title for c in app.get_system_commands(audit)]
         assert "restorable" not in screen_text(app) and "u restores" not in screen_text(app)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is dead, what="back on Dead letters")
     assert await writes_so_far(redis) == before, "a read-only console wrote to Redis"
     assert not store.exists(), "a read-only console wrote the last-run file"
     assert app.host._http is None, "no HTTP API (it has write routes) under --read-only"
