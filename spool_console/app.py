@@ -10,11 +10,14 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
+from platformdirs import user_downloads_path
 from textual import work
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
 from textual.screen import ModalScreen, Screen
 
+from engine.embedded import default_state_dir
 from engine.queues import task_status
 from spool_console.engine_host import EngineHost
 from spool_console.screens.audit import AuditScreen
@@ -183,6 +186,35 @@ class SpoolApp(App[int]):
         self.push_screen(
             HelpScreen(screen.active_bindings, type(screen).__name__.removesuffix("Screen"))
         )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Under a dialog only its own keys and `ctrl+q` work (and the footer shows only those);
+        the palette, itself a dialog, still lists the screen's actions."""
+        return action == "quit" or not self._dialog_open()
+
+    def _dialog_open(self) -> bool:
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return False
+        return isinstance(screen, ModalScreen) and not isinstance(screen, CommandPalette)
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Save an SVG of the screen (the palette's "Screenshot") to the Downloads directory,
+        or to the state directory's `screenshots/` where there is none (Textual's default
+        then failed: "Failed to save screenshot")."""
+        if path is None:
+            downloads = user_downloads_path()
+            target = downloads if downloads.is_dir() else default_state_dir() / "screenshots"
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.notify(f"cannot save a screenshot in {target}: {exc}", severity="error")
+                return None
+            path = str(target)
+        return super().deliver_screenshot(filename, path, time_format)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette: every action bound on this screen and the app, then every other

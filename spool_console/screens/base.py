@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from spool_console.app import SpoolApp
 
 
+def keys_footer() -> Footer:
+    """The footer every screen and dialog docks at the bottom: the keys that work there (a
+    dialog's own, so the keys of the screen beneath are not offered while they do nothing)."""
+    # Compact, and without the palette hint on the right: `:` is in the footer already.
+    return Footer(compact=True, show_command_palette=False)
+
+
 class SpoolScreen(Screen[None]):
     """A screen fed with `ConsoleSnapshot`s by the app; hides destructive actions when read-only."""
 
@@ -44,8 +51,7 @@ class SpoolScreen(Screen[None]):
 
     def compose_footer(self) -> Footer:
         """Textual's footer, showing the keys that apply here."""
-        # Compact, and without the palette hint on the right: `:` is in the footer already.
-        return Footer(compact=True, show_command_palette=False)
+        return keys_footer()
 
     def on_mount(self) -> None:
         # Textual 8.2 re-parses the whole stylesheet (~100 ms here) on every switch to a mode

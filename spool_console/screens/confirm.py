@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from spool_console.screens.base import keys_footer
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Ask before a destructive action. Shows the scope; Cancel has the focus."""
@@ -47,6 +49,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button(self.verb, id="confirm", variant="error")
+        yield keys_footer()
 
     def on_mount(self) -> None:
         self.query_one("#cancel" if self.focus_cancel else "#confirm", Button).focus()

@@ -18,6 +18,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from spool_console.screens.base import keys_footer
+
 
 def fmt_ms_time(ms: int | None) -> str:
     """Epoch milliseconds as local time with an age."""
@@ -90,6 +92,7 @@ class DetailScreen(ModalScreen[None]):
         with VerticalScroll(id="detail-scroll"):
             yield Label(self.title_text, id="detail-title")
             yield Static(self.body, id="detail-body")
+        yield keys_footer()
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()

@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from engine.task import TaskSpec, default_registry
+from spool_console.screens.base import keys_footer
 
 _DECLARED = "declared"
 TASKS = ("spool.noop", "spool.sleep", "spool.flaky", "spool.fail", "spool.cpu")
@@ -33,7 +34,11 @@ class EnqueueScreen(ModalScreen[list[TaskSpec] | None]):
     EnqueueScreen Button { margin-left: 2; }
     EnqueueScreen .row { height: auto; align-horizontal: left; margin-top: 0; }
     EnqueueScreen .row > Vertical { width: 1fr; height: auto; }
+    EnqueueScreen.-short Label { margin-top: 0; }
+    EnqueueScreen.-short Horizontal { margin-top: 0; }
     """
+    #: Below this many lines the form drops its blank lines, so its buttons stay on screen.
+    SHORT_LINES = 32
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="enqueue.cancel"),
@@ -80,9 +85,14 @@ class EnqueueScreen(ModalScreen[list[TaskSpec] | None]):
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Enqueue", id="submit", variant="primary")
+        yield keys_footer()
 
     def on_mount(self) -> None:
+        self.on_resize()
         self.query_one("#name", Input).focus()
+
+    def on_resize(self) -> None:
+        self.set_class(self.app.size.height < self.SHORT_LINES, "-short")
 
     def specs(self) -> list[TaskSpec]:
         """The form as TaskSpecs; raises ValueError with a message for the form."""

@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from spool_console.screens.base import keys_footer
+
 
 class FindTaskScreen(ModalScreen[str | None]):
     """One input: a task id, looked up in every queue. Escape closes it with nothing."""
@@ -32,6 +34,7 @@ class FindTaskScreen(ModalScreen[str | None]):
             yield Label("Find a task by id")
             yield Input(placeholder="task id", id="find-id", max_length=256)
             yield Static("enter looks it up in every queue · escape closes", id="find-hint")
+        yield keys_footer()
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

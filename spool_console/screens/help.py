@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label
 
+from spool_console.screens.base import keys_footer
 from widgets.vim_table import VimTable
 
 
@@ -69,6 +70,7 @@ class HelpScreen(ModalScreen[None]):
             yield VimTable(
                 ("Key", "key"), ("Action", "action"), ("Where", "where"), id="help-table"
             )
+        yield keys_footer()
 
     def on_mount(self) -> None:
         table = self.query_one(VimTable)

@@ -15,7 +15,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Input, Label
 
 from engine.worker.pool import WorkerPool
-from spool_console.screens.base import SpoolScreen
+from spool_console.screens.base import SpoolScreen, keys_footer
 from spool_console.snapshots import ConsoleSnapshot
 from widgets.scaler_panel import ScalerPanel
 from widgets.slots_table import SlotsTable
@@ -64,6 +64,7 @@ class NumbersScreen(ModalScreen[tuple[int, ...] | None]):
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Apply", id="apply", variant="primary")
+        yield keys_footer()
 
     def on_mount(self) -> None:
         self.query_one("#n0", Input).focus()
