@@ -26,9 +26,13 @@ from typing import Any, TypeVar
 from engine.audit import AuditEntry, record_quietly
 from engine.broker import Broker
 from engine.connection import mask_url, open_redis
-from engine.task import default_registry
 from engine.worker.pool import WorkerPool
-from engine.worker.settings import with_declared_queues
+from spool_console.engine_startup import (
+    demo_forever,
+    read_only_notes,
+    start_http_if_asked,
+    start_local_engine,
+)
 from spool_console.settings import Settings
 from spool_console.snapshots import (
     ConsoleSnapshot,
@@ -39,6 +43,8 @@ from spool_console.snapshots import (
 )
 
 log = logging.getLogger("spool.console")
+#: How long the PING deciding "down or only slow" after an overrun refresh may take.
+PING_TIMEOUT_S = 2.0
 
 T = TypeVar("T")
 
@@ -61,9 +67,12 @@ class EngineHost:
         interval_s: float = 1.0,
         stop_grace_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        refresh_timeout_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.interval_s = interval_s
+        #: A refresh taking longer is abandoned (then Redis is down only if a PING fails).
+        self.refresh_timeout_s = refresh_timeout_s or max(3.0, interval_s * 3)
         self.stop_grace_s = min(settings.grace_s, stop_grace_s)
         self._clock = clock
         self._started = clock()
@@ -146,7 +155,7 @@ class EngineHost:
         """Run a synchronous pool control (pin, unpin, set_bounds) on the engine loop."""
         loop, pool = self._loop, self.pool
         if loop is None or pool is None:
-            raise EngineUnavailable("no local worker pool (--workers 0)")
+            raise EngineUnavailable(no_pool_reason(self.settings, False))
 
         async def run() -> T:
             return fn(pool)
@@ -274,72 +283,12 @@ class EngineHost:
         if s.read_only:
             # Read-only observes: no queue registration, pool, demo load or HTTP API (it has
             # write routes). Each would write to Redis.
-            self._notes = self._read_only_notes()
+            self._notes = read_only_notes(s)
             return
-        if s.task_modules:
-            from engine.worker.runner import import_task_modules
-
-            import_task_modules(s.task_modules)
-        try:
-            await self.broker.register_queues(s.queues)
-        except Exception as exc:
-            log.warning("could not register queues yet: %s", exc)
-        if s.workers != 0:
-            pool_settings = s.pool_settings()
-            if not s.queues_given:
-                pool_settings = with_declared_queues(pool_settings, default_registry)
-            self.pool = WorkerPool(self.broker, pool_settings)
-            await self.pool.start()
+        self.pool = await start_local_engine(s, self.broker)
         if s.demo:
-            from engine.demo import run_demo_load
-
-            self._side.append(asyncio.create_task(self._demo(run_demo_load)))
-        address = s.http_address()
-        if address is not None:
-            try:
-                from engine.http.server import start_http
-            except ImportError:
-                log.warning("--http: engine.http is not available in this build")
-            else:
-                self._http = await start_http(
-                    self.broker,
-                    address[0],
-                    address[1],
-                    token=s.api_token,
-                    pool=self.pool,
-                    request_timeout_s=s.request_timeout_s,
-                )
-
-    def _read_only_notes(self) -> tuple[str, ...]:
-        s = self.settings
-        ignored = [
-            flag
-            for flag, asked in (
-                ("--demo", s.demo),
-                ("--http", s.http is not None),
-                (f"--workers {s.workers}", bool(s.workers)),
-            )
-            if asked
-        ]
-        if not ignored:
-            return ()
-        return (f"read-only: {', '.join(ignored)} ignored (each would write to Redis)",)
-
-    async def _demo(self, run_demo_load: Callable[..., Awaitable[None]]) -> None:
-        """The demo load, restarted after Redis outages."""
-        assert self.broker is not None
-        while True:
-            try:
-                await run_demo_load(
-                    self.broker,
-                    self.settings.queues[0],
-                    recorder=self.pool.recorder if self.pool is not None else None,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.debug("demo load paused: %s", exc)
-                await asyncio.sleep(1.0)
+            self._side.append(asyncio.create_task(demo_forever(self.broker, s, self.pool)))
+        self._http = await start_http_if_asked(s, self.broker, self.pool)
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep, waking early on stop or `refresh_soon`; True when stopping."""
@@ -353,10 +302,19 @@ class EngineHost:
         """Build and publish one snapshot; False when Redis did not answer."""
         assert self.broker is not None
         try:
-            async with asyncio.timeout(max(3.0, self.interval_s * 3)):
+            async with asyncio.timeout(self.refresh_timeout_s):
                 read = await read_fleet(
                     self.broker, self.redis, self.settings.prefix, self._drain_rates
                 )
+        except TimeoutError:
+            # A refresh that overran is not Redis down: a profiled benchmark (tracemalloc slows
+            # every thread of the process) or a busy machine stretches it. Down only if a
+            # PING fails too; else keep the last numbers, marked stale.
+            if await self._answers_ping():
+                self._publish_stale(f"refresh took over {self.refresh_timeout_s:g} s")
+                return True
+            self._publish_down("TimeoutError: Redis did not answer")
+            return False
         except Exception as exc:
             self._publish_down(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             return False
@@ -368,21 +326,43 @@ class EngineHost:
             return False
         if read["metrics"] is None and self.pool is not None:
             read["metrics"] = self.pool.recorder.snapshot()
-        self._publish(connected=True, error=None, pool=pool_snap, **read)
+        self._publish(connected=True, error=None, pool=pool_snap, data_at_s=time.time(), **read)
         return True
+
+    async def _answers_ping(self) -> bool:
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                return bool(await self.redis.ping())
+        except Exception:
+            return False
 
     def _publish_down(self, error: str) -> None:
         prev = self.snapshot
-        self._publish(
+        self._publish_previous(
+            "Redis unreachable",
             connected=False,
             error=error,
+            diagnoses=down_diagnoses(prev.queues, error),
+        )
+
+    def _publish_stale(self, reason: str) -> None:
+        """Connected, but with the last numbers read (marked stale with `reason`)."""
+        self._publish_previous(reason, connected=True, error=None)
+
+    def _publish_previous(self, stale_reason: str, **values: Any) -> None:
+        """The last numbers read again, marked stale."""
+        prev = self.snapshot
+        values.setdefault("diagnoses", prev.diagnoses)
+        self._publish(
             workers=prev.workers,
             pool=self.pool.snapshot() if self.pool is not None else None,
             metrics=prev.metrics,
             queues=prev.queues,
             dead_count=prev.dead_count,
             schedules=prev.schedules,
-            diagnoses=down_diagnoses(prev.queues, error),
+            data_at_s=prev.data_at_s,
+            stale_reason=stale_reason,
+            **values,
         )
 
     def _publish(self, **values: Any) -> None:

@@ -47,6 +47,16 @@ class ConsoleSnapshot:
     no_pool_reason: str = ""
     schedules: tuple[ScheduleInfo, ...] = ()
     diagnoses: tuple[Diagnosis, ...] = ()  # one per queue of `queues`, same order
+    #: When the numbers were read from Redis (0: never); older than `taken_at_s` when Redis
+    #: is down or the last refresh overran, and the screens then say the numbers are stale.
+    data_at_s: float = 0.0
+    #: Why the numbers are older than the snapshot, in a few words ("" when they are fresh).
+    stale_reason: str = ""
+
+    @property
+    def stale(self) -> bool:
+        """True when the numbers shown are not this moment's."""
+        return bool(self.stale_reason)
 
     def diagnosis(self, queue: str) -> Diagnosis | None:
         """The diagnosis of `queue` in this snapshot, if it was made."""

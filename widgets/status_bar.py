@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -22,6 +24,19 @@ def fmt_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {s:02d}s"
     return f"{s}s"
+
+
+_CONNECTING = re.compile(r"Error \d+ connecting to \S+?\.\s+")
+_EXC_TYPE = re.compile(r"^[A-Za-z_.]*(Error|Exception|Refused|Timeout)\w*: ")
+
+
+def brief_reason(error: str, narrow: bool) -> str:
+    """The reason Redis is down, short enough for the status line: redis-py's `Error 111
+    connecting to host:port.` prefix repeats the URL shown at the end; narrow drops the type."""
+    reason = _CONNECTING.sub("", error)
+    if narrow:
+        reason = _EXC_TYPE.sub("", reason)
+    return reason.rstrip(".")
 
 
 class StatusBar(Widget):
@@ -75,7 +90,7 @@ class StatusBar(Widget):
         else:
             text.append("✖ REDIS DOWN", style="bold")
             if self.error:
-                text.append(f" — {self.error}")
+                text.append(f" — {brief_reason(self.error, narrow)}")
         if self.read_only:
             text.append(" │ READ-ONLY", style="bold yellow")
         url = self.url

@@ -6,12 +6,14 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from spool_console.engine_host import EngineHost
 from spool_console.snapshots import ConsoleSnapshot
+from widgets.stale_note import StaleNote
 from widgets.status_bar import StatusBar
 from widgets.vim_table import VimTable
 
@@ -29,6 +31,10 @@ def keys_footer() -> Footer:
 class SpoolScreen(Screen[None]):
     """A screen fed with `ConsoleSnapshot`s by the app; hides destructive actions when read-only."""
 
+    DEFAULT_CSS = """
+    SpoolScreen > .status { height: auto; }
+    """
+
     SCREEN_KEY: ClassVar[str] = "1"
     #: Actions hidden (and refused) under `--read-only`.
     DESTRUCTIVE: ClassVar[frozenset[str]] = frozenset()
@@ -43,11 +49,12 @@ class SpoolScreen(Screen[None]):
         """The engine host (all Redis access goes through it)."""
         return self.spool.host
 
-    def compose_status(self) -> StatusBar:
-        """The top line; every screen has its own."""
+    def compose_status(self) -> Vertical:
+        """The top line, and under it a line that shows only while the numbers are stale;
+        every screen has its own."""
         bar = StatusBar()
         bar.current = self.SCREEN_KEY
-        return bar
+        return Vertical(bar, StaleNote(), classes="status")
 
     def compose_footer(self) -> Footer:
         """Textual's footer, showing the keys that apply here."""
@@ -90,6 +97,10 @@ class SpoolScreen(Screen[None]):
             bar.uptime_s = snap.uptime_s
             bar.dead = snap.dead_count
             bar.read_only = self.spool.read_only
+        for note in self.query(StaleNote):
+            note.data_at_s = snap.data_at_s
+            note.reason = snap.stale_reason
+            note.refresh()  # the age moves on even when the reason does not change
 
     def on_snapshot(self, snap: ConsoleSnapshot) -> None:
         """Draw `snap` (no I/O). Override."""
