@@ -19,7 +19,7 @@ def footer_line(app) -> str:
 async def test_a_dialog_s_footer_shows_only_keys_that_work_there(redis_url, prefix) -> None:
     app = make_app(make_settings(redis_url, prefix))
     async with app.run_test(size=(160, 45)) as pilot:
-        await wait_until(pilot, lambda: app.ready and app.host.snapshot.connected)
+        await wait_until(pilot, lambda: app.ready and app.host.snapshot.connected, timeout_s=30)
         await pilot.press("3")
         await wait_until(pilot, lambda: "Requeue" in footer_line(app), what="dead keys")
         await pilot.press("question_mark")
@@ -54,6 +54,7 @@ async def test_palette_screenshot_saves_a_file(
         await wait_until(
             pilot,
             lambda: any("screenshot" in n.message.lower() for n in app._notifications),
+            timeout_s=30,
             what="a result",
         )
         messages = [n.message for n in app._notifications]
