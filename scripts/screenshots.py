@@ -1,4 +1,4 @@
-"""Take the README screenshots: the real console on demo data, one SVG per screen and the help.
+"""Take the README screenshots: the real console on demo data, one SVG per screen and dialog.
 
     .venv/bin/python scripts/screenshots.py [--out screenshots] [--size 160x45]
     .venv/bin/python scripts/screenshots.py --size 80x24 --out screenshots/80x24 --warmup 25
@@ -44,6 +44,12 @@ async def wait_for(pilot, predicate, timeout_s: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"screenshots: timed out waiting for {what}")
         await pilot.pause(0.1)
+
+
+def save(app: SpoolApp, out: Path, name: str) -> None:
+    """The screen as `out/name.svg`."""
+    app.save_screenshot(f"{name}.svg", path=str(out))
+    print(f"saved {out / (name + '.svg')}")
 
 
 async def seed(broker) -> None:
@@ -115,14 +121,29 @@ async def take(out: Path, size: tuple[int, int], warmup_s: float) -> None:
             for key, name in SHOTS:
                 await pilot.press(key)
                 await pilot.pause(1.5)  # a couple of snapshots land
-                app.save_screenshot(f"{name}.svg", path=str(out))
-                print(f"saved {out / (name + '.svg')}")
+                save(app, out, name)
             await pilot.press("3")
             await pilot.pause(1.0)
             await pilot.press("question_mark")
             await pilot.pause(0.5)
-            app.save_screenshot("6-help.svg", path=str(out))
-            print(f"saved {out / '6-help.svg'}")
+            save(app, out, "6-help")
+            await pilot.press("escape")
+            # One queue's page (the paused backlog), then the audit trail of the actions above.
+            await pilot.press("2")
+            await pilot.pause(1.0)
+            queues = app.screen.query_one("#queues")
+            queues.move_cursor(row=queues.get_row_index("reports"))
+            await pilot.press("enter")
+            await pilot.pause(1.5)
+            save(app, out, "7-queue-page")
+            await pilot.press("n")  # the enqueue form, then one task enqueued (audited)
+            await pilot.pause(1.0)
+            save(app, out, "8-enqueue-form")
+            await pilot.press("ctrl+s")
+            await pilot.pause(1.0)
+            await pilot.press("escape", "a")
+            await pilot.pause(1.5)
+            save(app, out, "9-audit")
             await pilot.press("escape")
     finally:
         server.stop()

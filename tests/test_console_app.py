@@ -35,6 +35,7 @@ async def test_help_lists_live_bindings(redis_url, prefix) -> None:
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         rows = app.screen.query_one(VimTable)
+        await wait_until(pilot, lambda: rows.row_count, what="the help table filled on mount")
         actions = {str(rows.get_row(k)[1]) for k in rows.row_keys()}
         assert {"Requeue", "Requeue all", "Delete all", "Filter", "Mark", "Help", "Quit"} <= actions
         keys = {str(rows.get_row(k)[0]) for k in rows.row_keys()}
