@@ -20,6 +20,7 @@ from textual.widgets import Label
 from engine import undo
 from engine.audit import AuditEntry
 from spool_console.engine_host import EngineHost
+from spool_console.screens.base import keys_footer
 from spool_console.screens.confirm import ConfirmScreen
 from widgets.vim_table import VimTable
 
@@ -65,6 +66,7 @@ class AuditScreen(ModalScreen[None]):
                 ("Undo", "undo"),
                 id="audit-table",
             )
+        yield keys_footer()
 
     def _title(self) -> str:
         keys = "escape closes" if self.read_only else "u restores a delete, escape closes"
