@@ -8,7 +8,7 @@ from engine.metrics.snapshot import LatencyPoint
 from widgets.async_plot import AsyncPlot
 from widgets.throughput_chart import chart_span
 
-LINES = (("p50", "green", "dot"), ("p95", "yellow", "braille"), ("p99", "red", "braille"))
+LINES = (("p50", "green", "dot"), ("p95", "yellow", "braille"), ("p99", "red", "+"))
 #: A p99 this many times the highest p95 is an outlier: it may not set the y-axis for the rest.
 OUTLIER_FACTOR = 3.0
 
