@@ -59,3 +59,16 @@ async def test_an_overrunning_refresh_is_not_redis_down(redis_url, prefix) -> No
         assert snap.connected and snap.error is None, snap.error
         await wait_until(pilot, lambda: "refresh took over" in screen_text(app), what="stale")
         assert "REDIS DOWN" not in screen_text(app)
+
+
+def test_stage_times_stay_in_the_table_s_unit() -> None:
+    # `p50 62,525.3` beside `70.41 s` mixed units; clipped at 80 columns, `1.02 s` read `1.02`.
+    from widgets.stage_table import fmt_ms
+
+    assert [fmt_ms(v) for v in (0.5, 12.34, 409.2, 1_020.4, 70_410.0)] == [
+        "0.50",
+        "12.3",
+        "409",
+        "1,020",
+        "70,410",
+    ]
