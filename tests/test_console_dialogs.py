@@ -74,3 +74,18 @@ async def test_the_enqueue_form_s_buttons_are_on_screen(redis_url, prefix, size)
             region = app.screen.query_one(button).region
             assert region.height == 3, (button, region)
             assert region.bottom <= size[1] - 1, (button, region)  # above the footer line
+
+
+async def test_an_enqueue_with_the_declared_priority_never_says_none(redis_url, prefix) -> None:
+    # The toast and the audit trail read "1 × spool.noop to default/None".
+    app = make_app(make_settings(redis_url, prefix), bench_store=None)
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        await wait_until(pilot, lambda: app.ready and app.host.snapshot.connected, timeout_s=30)
+        await pilot.press("2", "n")
+        await wait_until(pilot, lambda: isinstance(app.screen, EnqueueScreen), what="form")
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot, lambda: any("enqueued" in n.message for n in app._notifications), timeout_s=30
+        )
+        messages = [n.message for n in app._notifications]
+        assert not any("None" in m for m in messages), messages

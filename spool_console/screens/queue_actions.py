@@ -97,7 +97,11 @@ class QueueActions(SpoolScreen):
             return
         first = specs[0]
         tail = f": {ids[0]}" if len(ids) == 1 else ""
-        what = f"{len(ids)} × {first.name} to {first.queue}/{first.priority}"
+        # Left blank in the form, the queue and priority are the task's declared ones.
+        where = first.queue or "its declared queue"
+        what = f"{len(ids):,} × {first.name} to {where}" + (
+            f"/{first.priority}" if first.priority else ""
+        )
         self.notify(f"enqueued {what}{tail}")
         await self.host.audit("enqueue", what, f"enqueued {len(ids):,}")
         self.host.refresh_soon()
