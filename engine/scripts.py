@@ -1,11 +1,19 @@
-"""Loads the Lua scripts once and calls them with the shared KEYS/ARGV layout."""
+"""The Lua of every queue operation as one Redis function library, called with FCALL.
+
+A library's top-level code runs once, when it loads: the shared helpers (common.lua, flow.lua)
+are created then, not at the start of every call as a script's prelude would be. Measured with
+callgrind on the embedded valkey-server: the prelude cost ~75,000 instructions per call, as
+much as an empty fetch's own work (see docs/architecture.md, "Redis cost per task").
+"""
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from engine.keys import QueueKeys
 
@@ -28,42 +36,58 @@ SCRIPT_NAMES = (
     "set_paused",
 )
 
-# Scripts over keys outside any queue (the fleet's records): not prepended with common.lua, whose
-# layout is a queue's, and called with their own KEYS (see `Scripts.run_global`).
+# Functions over keys outside any queue (the fleet's records): no queue set-up, and called
+# with their own KEYS (see `Scripts.run_global`).
 GLOBAL_SCRIPT_NAMES = ("fleet_heartbeat",)
 
-# Scripts that enforce flow control (lua/flow.lua): they get its helpers, and the queue's flow
-# keys after every other key (see `Scripts.run`).
+# Functions that enforce flow control (lua/flow.lua): they call its set-up, and get the queue's
+# flow keys after every other key (see `Scripts.run`).
 FLOW_SCRIPTS = frozenset(
     {"fetch", "settle", "reap", "release", "repair", "enqueue_unique", "cancel"}
 )
 
-# Scripts that hold, restore or prune deleted dead letters (lua/held.lua): they get its helpers,
-# and the queue's holding keys as their first extra keys.
+# Functions that hold, restore or prune deleted dead letters (lua/held.lua): they call its
+# set-up, and get the queue's holding keys as their first extra keys.
 HELD_SCRIPTS = frozenset({"delete_dead", "restore_dead", "reap"})
 
-# Scripts that only finish held work or free memory: they run past `maxmemory` (noeviction), so
-# workers settle, renew and give back what they hold while Redis refuses new tasks. (Redis 7+
-# and Valkey read the shebang; enqueue and fetch have none, so they are refused when full.)
+# Functions that only finish held work or free memory: they run past `maxmemory` (noeviction),
+# so workers settle, renew and give back what they hold while Redis refuses new tasks. The
+# others carry no flag, so a full server refuses them (enqueue, fetch) before they run.
 ALLOW_OOM = frozenset({"settle", "extend", "release", "reap", "delete_dead", "unwatch_end"})
 
 
-def _source(name: str) -> str:
+def _library() -> tuple[str, str]:
+    """(library name, code). The name carries a digest of the code, so two Spool versions on
+    one server each call their own functions."""
     folder = resources.files("engine") / "lua"
-    if name in GLOBAL_SCRIPT_NAMES:
-        return (folder / f"{name}.lua").read_text()
-    parts = ["#!lua flags=allow-oom"] if name in ALLOW_OOM else []
-    parts.append((folder / "common.lua").read_text())
-    if name in FLOW_SCRIPTS:
-        parts.append((folder / "flow.lua").read_text())
-    if name in HELD_SCRIPTS:
-        parts.append((folder / "held.lua").read_text())
-    parts.append((folder / f"{name}.lua").read_text())
-    return "\n".join(parts)
+    parts = [(folder / f"{part}.lua").read_text() for part in ("common", "flow", "held")]
+    for name in SCRIPT_NAMES + GLOBAL_SCRIPT_NAMES:
+        start = "" if name in GLOBAL_SCRIPT_NAMES else "setup(KEYS, ARGV)"
+        if name in FLOW_SCRIPTS:
+            start += " flow_setup(KEYS)"
+        if name in HELD_SCRIPTS:
+            start += " held_setup(KEYS)"
+        body = (folder / f"{name}.lua").read_text()
+        parts.append(f"local function run_{name}(KEYS, ARGV)\n{start}\n{body}\nend")
+    code = "\n".join(parts)
+    library = "spool_" + hashlib.sha1(code.encode()).hexdigest()[:16]
+    for name in SCRIPT_NAMES + GLOBAL_SCRIPT_NAMES:
+        flags = ", flags={'allow-oom'}" if name in ALLOW_OOM else ""
+        code += (
+            f"\nredis.register_function{{function_name='{library}_{name}', "
+            f"callback=run_{name}{flags}}}"
+        )
+    return library, f"#!lua name={library}\n{code}\n"
+
+
+def is_missing_function(exc: BaseException) -> bool:
+    """True for the error of an FCALL whose library is not loaded (a restarted, flushed or new
+    server): load it and call again."""
+    return isinstance(exc, ResponseError) and "function not found" in str(exc).lower()
 
 
 def queue_keys_argv(keys: QueueKeys) -> tuple[list[str], str]:
-    """The fixed KEYS prefix every script expects, and ARGV[1] (the level names)."""
+    """The fixed KEYS prefix every function expects, and ARGV[1] (the level names)."""
     fixed = [
         keys.tasks,
         keys.att,
@@ -89,35 +113,56 @@ def queue_keys_argv(keys: QueueKeys) -> tuple[list[str], str]:
 
 
 class Scripts:
-    """The registered scripts of one Redis client (EVALSHA, loading on NOSCRIPT)."""
+    """The library's functions on one Redis client: FCALL, loading the library on a miss.
+
+    Nothing is sent before the first call (a `--read-only` console never loads it).
+    """
 
     def __init__(self, redis: Redis) -> None:
-        self._scripts = {
-            name: redis.register_script(_source(name))
-            for name in SCRIPT_NAMES + GLOBAL_SCRIPT_NAMES
-        }
+        self._redis = redis
+        self.library, self._code = _library()
+
+    def function(self, name: str) -> str:
+        """The FCALL name of operation `name` (for a call inside a pipeline)."""
+        return f"{self.library}_{name}"
+
+    async def load(self) -> None:
+        """Load the library (REPLACE: a concurrent load of the same code is harmless, and on a
+        Cluster the load goes to every primary)."""
+        await self._redis.function_load(self._code, replace=True)
 
     async def run(
         self, name: str, keys: QueueKeys, argv: list[Any], extra_keys: list[str] | None = None
     ) -> Any:
-        """Run script `name` for one queue; `argv` follows ARGV[1] (the levels).
+        """Run function `name` for one queue; `argv` follows ARGV[1] (the levels).
 
-        KEYS: the fixed queue keys, the pending lists, the holding keys (held scripts only),
-        `extra_keys`, and last the flow keys (flow scripts only), which `flow.lua` counts from
-        the end.
+        KEYS: the fixed queue keys, the pending lists, the holding keys (held functions only),
+        `extra_keys`, and last the flow keys (flow functions only), which `flow.lua` counts
+        from the end.
         """
         all_keys, args = self.call_args(name, keys, argv, extra_keys)
-        return await self._scripts[name](keys=all_keys, args=args)
+        return await self.call(name, all_keys, args)
+
+    async def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """FCALL function `name` with exactly `keys` and `args`, loading the library if the
+        server does not have it."""
+        try:
+            return await self._redis.fcall(self.function(name), len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not is_missing_function(exc):
+                raise
+        await self.load()
+        return await self._redis.fcall(self.function(name), len(keys), *keys, *args)
 
     async def run_global(self, name: str, keys: list[str], argv: list[Any]) -> Any:
-        """Run script `name` of `GLOBAL_SCRIPT_NAMES` over exactly `keys` and `argv`."""
+        """Run function `name` of `GLOBAL_SCRIPT_NAMES` over exactly `keys` and `argv`."""
         assert name in GLOBAL_SCRIPT_NAMES, name
-        return await self._scripts[name](keys=keys, args=argv)
+        return await self.call(name, keys, argv)
 
     def call_args(
         self, name: str, keys: QueueKeys, argv: list[Any], extra_keys: list[str] | None = None
     ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of one call of script `name` (see `run`)."""
+        """KEYS and ARGV of one call of function `name` (see `run`)."""
         fixed, levels = queue_keys_argv(keys)
         if name in HELD_SCRIPTS:
             extra_keys = keys.held_keys + (extra_keys or [])
@@ -125,7 +170,3 @@ class Scripts:
         if name in FLOW_SCRIPTS:
             all_keys += keys.flow_keys
         return all_keys, [levels, *argv]
-
-    def sha(self, name: str) -> str:
-        """The SHA1 of script `name` (for EVALSHA inside a pipeline)."""
-        return str(self._scripts[name].sha)

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from engine import codec
 from engine.broker.core import BATCH_MAX, BrokerCore, _s
+from engine.scripts import is_missing_function
 from engine.task import FetchedTask
 
 
@@ -90,11 +89,11 @@ class FetchCalls(BrokerCore):
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.blpop(wake_keys, timeout=max(timeout_s, 0.001))
-                pipe.evalsha(self.scripts.sha("fetch"), len(all_keys), *all_keys, *args)
+                pipe.fcall(self.scripts.function("fetch"), len(all_keys), *all_keys, *args)
                 woke, raw = await pipe.execute(raise_on_error=False)
             if isinstance(woke, Exception):
                 raise woke
-            if isinstance(raw, NoScriptError):  # a restarted or flushed server: load and run it
+            if is_missing_function(raw):  # a restarted or flushed server: load and run it
                 raw = await self.scripts.run("fetch", keys, argv, mark)
             elif isinstance(raw, Exception):
                 raise raw

@@ -4,7 +4,7 @@
 -- Writes this worker's record and drops every stale or unreadable one (a SIGKILLed process
 -- leaves its record behind); readers only filter, so listing the fleet never writes. The hash
 -- expires keep_ms after the last heartbeat, so records go even when no worker is left to prune.
--- Standalone: not prepended with common.lua (this is not a queue's script). Returns the number
+-- Runs without the queue set-up of common.lua (this is not a queue's function). Returns the number
 -- of records dropped.
 local workers = KEYS[1]
 redis.call('HSET', workers, ARGV[1], ARGV[2])

@@ -1,18 +1,30 @@
--- Flow control shared by fetch, settle, reap, release, repair and enqueue_unique; prepended
--- after common.lua by engine/scripts.py. The flow keys come LAST in KEYS (scripts.py appends
--- them after any per-task keys), so scripts that take a variable number of keys still find them.
+-- Flow control shared by fetch, settle, reap, release, repair, enqueue_unique and cancel; in
+-- the function library after common.lua (engine/scripts.py). The flow keys come LAST in KEYS
+-- (scripts.py appends them after any per-task keys), so functions that take a variable number
+-- of keys still find them. Those functions call `flow_setup` after `setup`.
 local NFLOW = 10
-local FB = #KEYS - NFLOW
-local fk = {
-  limits = KEYS[FB + 1], count = KEYS[FB + 2], held = KEYS[FB + 3], tat = KEYS[FB + 4],
-  rated = KEYS[FB + 5], parked = KEYS[FB + 6], wait = KEYS[FB + 7], unique = KEYS[FB + 8],
-  unique_exp = KEYS[FB + 9], unique_of = KEYS[FB + 10],
-}
+local fk
+-- Per call: limit specs read (below), and within one fetch, slot counts and rate clocks read
+-- once and written once by `flow_commit` (per-task redis.call() overhead was most of the
+-- cost of a limit). fc_any_rated: does any task hold a rate reservation (read on first need).
+local flow_specs, fc_count, fc_delta, fc_held, fc_tat, fc_any_rated
+local flow_for = nil
+local function flow_setup(KEYS)
+  flow_specs, fc_count, fc_delta, fc_held, fc_tat, fc_any_rated = {}, {}, {}, {}, {}, nil
+  -- The flow keys' names follow from the queue's (KEYS[1]), whatever their position.
+  if KEYS[1] == flow_for then return end
+  local FB = #KEYS - NFLOW
+  fk = {
+    limits = KEYS[FB + 1], count = KEYS[FB + 2], held = KEYS[FB + 3], tat = KEYS[FB + 4],
+    rated = KEYS[FB + 5], parked = KEYS[FB + 6], wait = KEYS[FB + 7], unique = KEYS[FB + 8],
+    unique_exp = KEYS[FB + 9], unique_of = KEYS[FB + 10],
+  }
+  flow_for = KEYS[1]
+end
 
 -- Limit specs (written by workers from their @task declarations), read once per call.
 -- Fields: iv ms between rate tokens, tau ms of burst tolerance, c concurrency per name,
 -- kc concurrency per key, kp/ka position/name of the key argument, kd its default.
-local flow_specs = {}
 local function flow_spec(name)
   local s = flow_specs[name]
   if s == nil then
@@ -104,11 +116,6 @@ local function unique_done(id)
     redis.call('ZREM', fk.unique_exp, digest)
   end
 end
-
--- Within one fetch, slot counts and rate clocks are read once and written once by
--- `flow_commit` (per-task redis.call() overhead was most of the cost of a limit).
-local fc_count, fc_delta, fc_held, fc_tat = {}, {}, {}, {}
-local fc_any_rated = nil  -- does any task hold a rate reservation (read on first need)
 
 -- Spend the rate reservation `id` holds, if any: true when it had one.
 local function spend_reservation(id)

@@ -1,10 +1,14 @@
--- Deleted dead letters held for undo (engine/undo.py), prepended to the scripts that delete,
--- restore or prune them. Their two keys are the first KEYS after the pending lists.
+-- Deleted dead letters held for undo (engine/undo.py), for the functions that delete, restore
+-- or prune them (they call `held_setup` after `setup`). Their two keys are the first KEYS
+-- after the pending lists.
 -- `held` is a zset whose scores are all 0, so it sorts by member: "<undo token>|<id>", and a
 -- token starts with its expiry in ms as 13 digits. Lex order is then expiry order: the
 -- expired are a prefix range, one delete's letters are the range "<token>|" .. "<token>}"
 -- ('}' follows '|'), and ZPOPMIN drops the deletes that expire first.
-local held, held_rec = KEYS[FIRST_EXTRA_KEY], KEYS[FIRST_EXTRA_KEY + 1]
+local held, held_rec
+local function held_setup(KEYS)
+  held, held_rec = KEYS[FIRST_EXTRA_KEY], KEYS[FIRST_EXTRA_KEY + 1]
+end
 
 -- Drop held letters whose window has ended, at most `limit` per call.
 local function prune_held(now, limit)
