@@ -17,6 +17,11 @@ from spool_console.testing import bury, make_app, make_settings, screen_text, wa
 #: Every key any screen binds to an action that changes something.
 ACTION_KEYS = ("r", "R", "d", "D", "p", "n", "plus", "minus", "<", ">", "b", "u", "space")
 
+#: The host's snapshot interval here. Nothing in these tests waits for a refresh, and every key
+#: press waits for the process to go idle (Textual's pilot): at the usual 0.2 s the host's reads
+#: kept it busy and a press took ~1.5 s instead of ~0.35 s on a loaded 2-core machine.
+QUIET_INTERVAL_S = 5.0
+
 
 async def writes_so_far(redis: Redis) -> int:
     """The server's count of writes since start (persistence off still counts them)."""
@@ -48,7 +53,7 @@ async def test_read_only_writes_nothing_by_any_key_button_or_palette(seeded, tmp
     store = tmp_path / "bench-last.json"
     settings = make_settings(url, "ro", read_only=True, workers=None, demo=True, http="127.0.0.1:0")
     before = await writes_so_far(redis)
-    app = make_app(settings, bench_store=store)
+    app = make_app(settings, interval_s=QUIET_INTERVAL_S, bench_store=store)
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_until(pilot, lambda: app.host.snapshot.connected and app.ready)
         assert app.host.pool is None, "read-only runs no local pool"
@@ -93,7 +98,7 @@ async def test_read_only_writes_nothing_by_any_key_button_or_palette(seeded, tmp
 
 async def test_read_only_hints_never_mention_hidden_actions(seeded) -> None:
     url, _ = seeded
-    app = make_app(make_settings(url, "ro", read_only=True))
+    app = make_app(make_settings(url, "ro", read_only=True), interval_s=QUIET_INTERVAL_S)
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_until(pilot, lambda: app.host.snapshot.connected and app.ready)
         seen = []
