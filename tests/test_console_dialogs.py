@@ -89,3 +89,25 @@ async def test_an_enqueue_with_the_declared_priority_never_says_none(redis_url, 
         )
         messages = [n.message for n in app._notifications]
         assert not any("None" in m for m in messages), messages
+
+
+async def test_the_workers_footer_keeps_its_keys_between_snapshots(redis_url, prefix) -> None:
+    # Each snapshot refreshed the bindings, so the footer was rebuilt every second and, under
+    # load, stayed blank (its keys never laid out).
+    app = make_app(make_settings(redis_url, prefix, workers=None), interval_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.ready and app.host.snapshot.connected, timeout_s=30)
+        await pilot.press("4")
+        for _ in range(3):  # and it stays, snapshot after snapshot
+            await wait_until(pilot, lambda: "Max +1" in footer_line(app), what="workers keys")
+            await pilot.pause(0.5)
+
+
+async def test_the_bench_footer_keeps_its_keys_between_snapshots(redis_url, prefix) -> None:
+    app = make_app(make_settings(redis_url, prefix), interval_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.ready and app.host.snapshot.connected, timeout_s=30)
+        await pilot.press("5")
+        for _ in range(3):
+            await wait_until(pilot, lambda: "Run benchmark" in footer_line(app), what="bench keys")
+            await pilot.pause(0.5)

@@ -95,6 +95,7 @@ class BenchScreen(SpoolScreen):
     def __init__(self) -> None:
         super().__init__()
         self.job: BenchJob | None = None
+        self._was_connected: bool | None = None
         self.report: BenchReport | None = None
         self.previous: BenchReport | None = None
         #: The last finished run of each type: a run is compared with one of its own type.
@@ -163,7 +164,11 @@ class BenchScreen(SpoolScreen):
         self.set_class(self.size.height < 34, "-short")
 
     def on_snapshot(self, snap: ConsoleSnapshot) -> None:
-        self.refresh_bindings()
+        # Only when `run` changes availability: each refresh rebuilds the footer (one a
+        # snapshot kept it blank under load, as on the Workers screen).
+        if snap.connected != self._was_connected:
+            self._was_connected = snap.connected
+            self.refresh_bindings()
 
     # -- the form ---------------------------------------------------------------------------
     def _fill_defaults(self, type_: str) -> None:

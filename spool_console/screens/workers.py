@@ -134,6 +134,7 @@ class WorkersScreen(SpoolScreen):
         super().__init__()
         self.narrow = False
         self._toast: Timer | None = None
+        self._availability: tuple[bool, bool] | None = None
 
     def compose(self) -> ComposeResult:
         yield self.compose_status()
@@ -246,7 +247,12 @@ class WorkersScreen(SpoolScreen):
             snap.pool, now_s=snap.taken_at_s, absent=snap.no_pool_reason
         )
         self.query_one(SlotsTable).show(snap.pool)
-        self.refresh_bindings()
+        # Only when a key's availability changes: each refresh rebuilds the footer, and one a
+        # snapshot kept it rebuilding (blank under load, its keys never laid out).
+        availability = (snap.pool is None, snap.pool is not None and snap.pool.pinned)
+        if availability != self._availability:
+            self._availability = availability
+            self.refresh_bindings()
 
     # -- controls -----------------------------------------------------------------------------
     def _bounds(self) -> tuple[int, int]:
