@@ -10,9 +10,11 @@ local function held_setup(KEYS)
   held, held_rec = KEYS[FIRST_EXTRA_KEY], KEYS[FIRST_EXTRA_KEY + 1]
 end
 
--- Drop held letters whose window has ended, at most `limit` per call.
+-- Drop held letters whose window has ended (expiry <= now, as engine/undo.py reads a token),
+-- at most `limit` per call. The bound is now + 1: a member of a token expiring at `now`
+-- ("<now>-…") sorts after "<now>", so "(<now>" would keep it one millisecond too long.
 local function prune_held(now, limit)
-  local old = redis.call('ZRANGEBYLEX', held, '-', '(' .. string.format('%013d', now),
+  local old = redis.call('ZRANGEBYLEX', held, '-', '(' .. string.format('%013d', now + 1),
     'LIMIT', 0, limit)
   if #old > 0 then
     bulk('ZREM', held, old)
