@@ -110,7 +110,14 @@ class SpoolScreen(Screen[None]):
         their columns at compose time call this from `on_resize`."""
         if (self.app.size.width < threshold) != narrow:
             self.refresh(recompose=True)
-            self.call_after_refresh(lambda: self.query_one(VimTable).focus())
+            self.call_after_refresh(self._focus_table)
+
+    def _focus_table(self) -> None:
+        # The recompose may not have mounted the table yet (a second resize, a busy loop):
+        # then there is nothing to focus, and the next compose focuses it on mount.
+        for table in self.query(VimTable).results():
+            table.focus()
+            return
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in self.DESTRUCTIVE and self.spool.read_only)
