@@ -39,6 +39,12 @@ class CountingBroker(Broker):
         self.calls["settle"] += 1
         return await super().settle(queue, outcomes)
 
+    async def settle_and_wait(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[list[bool] | Exception, FetchResult]:
+        self.calls["settle_and_wait"] += 1
+        return await super().settle_and_wait(*args, **kwargs)
+
 
 def settings(**overrides: Any) -> PoolSettings:
     base: dict[str, Any] = {
@@ -57,9 +63,10 @@ async def drained(broker: Broker) -> bool:
     return st.pending + st.active + st.scheduled == 0
 
 
-async def test_a_trickle_costs_one_fetch_round_trip_per_task(redis: Redis, prefix: str) -> None:
+async def test_a_trickle_costs_one_round_trip_per_task(redis: Redis, prefix: str) -> None:
     # One task at a time into an idle worker: the wait wakes with the task already fetched
-    # behind it. The worker used to fetch once more right after (always empty) before parking.
+    # behind it, and the task's outcome rides ahead of the next wait. The worker used to fetch
+    # once more right after (always empty) before parking, and settled on its own.
     broker = CountingBroker(redis, EngineConfig(prefix=prefix, lease_s=5.0))
     pool = WorkerPool(broker, settings(), registry=TaskRegistry())
     await pool.start()
@@ -72,8 +79,37 @@ async def test_a_trickle_costs_one_fetch_round_trip_per_task(redis: Redis, prefi
         calls = broker.calls - before
     finally:
         await pool.stop()
-    assert calls["wait_and_fetch"] <= 21, calls
+    # Each task: a wait that fetches it, then a wait its outcome rides ahead of (ending after
+    # a short block: the count above needs its reply).
+    assert calls["wait_and_fetch"] + calls["settle_and_wait"] <= 42, calls
+    assert calls["settle_and_wait"] >= 18, calls
     assert calls["fetch"] <= 1, calls  # was 20: one empty fetch after each task
+    assert calls["settle"] <= 2, calls  # was 20
+    assert pool.counts["succeeded"] == 20 and pool.counts["late"] == 0
+
+
+async def test_an_outcome_that_rode_and_failed_is_settled_again(redis: Redis, prefix: str) -> None:
+    # The server lost its scripts (SCRIPT FLUSH, as after a restart): the settle riding ahead
+    # of the wait fails with NOSCRIPT, and the settler writes the outcome the ordinary way.
+    broker = CountingBroker(redis, EngineConfig(prefix=prefix, lease_s=5.0))
+    pool = WorkerPool(broker, settings(), registry=TaskRegistry())
+    await pool.start()
+    try:
+        await broker.enqueue([TaskSpec("spool.noop", queue=Q)])
+        await wait_for(lambda: pool.counts["processed"] == 1, what="first task done")
+        await wait_for(lambda: pool.fetcher.parked, what="the fetcher parked")
+        await redis.script_flush()
+        for i in range(2, 6):
+            await broker.enqueue([TaskSpec("spool.noop", queue=Q)])
+            await wait_for(lambda i=i: pool.counts["processed"] == i, what=f"task {i} done")
+            if i == 2:
+                await redis.script_flush()
+        await wait_for(lambda: drained(broker), what="queue drained")
+    finally:
+        await pool.stop()
+    assert pool.counts["succeeded"] == 5
+    assert pool.counts["late"] == 0 and pool.counts["given_up"] == 0
+    assert broker.calls["settle"] >= 1, broker.calls  # a rider came back and was written
 
 
 async def test_frequent_arrivals_share_fetches_and_settles(redis: Redis, prefix: str) -> None:

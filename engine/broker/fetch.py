@@ -9,6 +9,8 @@ from typing import Any
 
 from engine import codec
 from engine.broker.core import BATCH_MAX, BrokerCore, _s
+from engine.broker.lifecycle import settle_argv
+from engine.outcomes import Outcome
 from engine.scripts import is_missing_function
 from engine.task import FetchedTask
 
@@ -80,17 +82,60 @@ class FetchCalls(BrokerCore):
         (it then finds what came due, or nothing); a token of another queue leaves it empty
         and the caller's next round fetches every queue.
         """
+        return (await self._wait_pipeline(queues, queue, n, worker_id, timeout_s, lease_s, ()))[1]
+
+    async def settle_and_wait(
+        self,
+        outcomes: Sequence[Outcome],
+        queues: Sequence[str],
+        queue: str,
+        n: int,
+        worker_id: str,
+        timeout_s: float,
+    ) -> tuple[list[bool] | Exception, FetchResult]:
+        """`settle(queue, outcomes)` (at most `BATCH_MAX`) sent ahead of `wait_and_fetch`, in
+        the same round trip: the server settles at once, but the flags come back with the
+        wake-up. An error reply of the settle alone is returned in place of the flags (the
+        wait and the fetch stand); anything that fails the round trip raises, and whether the
+        settle ran is then unknown (a replay is safe: the lease tokens reject it).
+        """
+        settled, res = await self._wait_pipeline(
+            queues, queue, n, worker_id, timeout_s, None, outcomes
+        )
+        if isinstance(settled, Exception):
+            return settled, res
+        return [bool(f) for f in settled], res
+
+    async def _wait_pipeline(
+        self,
+        queues: Sequence[str],
+        queue: str,
+        n: int,
+        worker_id: str,
+        timeout_s: float,
+        lease_s: float | None,
+        outcomes: Sequence[Outcome],
+    ) -> tuple[Any, FetchResult]:
         keys = self.keys(queue)
         token, argv = self._fetch_argv(queue, min(n, BATCH_MAX), worker_id, lease_s)
         mark = [keys.fetch_mark(token)]
         all_keys, args = self.scripts.call_args("fetch", keys, argv, mark)
         # The nudge key of the first queue: `nudge` pushes the same one.
         wake_keys = [self.keys(q).wake for q in queues] + [self.keys(queues[0]).nudge(worker_id)]
+        settled: Any = None
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
+                if outcomes:
+                    s_keys, s_args = self.scripts.call_args(
+                        "settle", keys, *settle_argv(self.config, keys, outcomes)
+                    )
+                    pipe.fcall(self.scripts.function("settle"), len(s_keys), *s_keys, *s_args)
                 pipe.blpop(wake_keys, timeout=max(timeout_s, 0.001))
                 pipe.fcall(self.scripts.function("fetch"), len(all_keys), *all_keys, *args)
-                woke, raw = await pipe.execute(raise_on_error=False)
+                replies = await pipe.execute(raise_on_error=False)
+            if outcomes:
+                settled = replies[0]
+            woke, raw = replies[-2:]
             if isinstance(woke, Exception):
                 raise woke
             if is_missing_function(raw):  # a restarted or flushed server: load and run it
@@ -100,7 +145,7 @@ class FetchCalls(BrokerCore):
         except BaseException:
             self._lost_fetches[(queue, worker_id)] = token
             raise
-        return _fetch_result(queue, raw, token)
+        return settled, _fetch_result(queue, raw, token)
 
     async def nudge(self, queue: str, worker_id: str) -> None:
         """End `worker_id`'s wait in `wait_and_fetch` on queues starting with `queue` (the token

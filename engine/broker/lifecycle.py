@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.broker.core import BrokerCore, _s, chunks
+from engine.config import EngineConfig
+from engine.keys import QueueKeys
 from engine.outcomes import Outcome
 
 
@@ -19,6 +21,27 @@ class ReapResult:
     orphans: int
     evicted: int
     crash_looped: int
+
+
+def settle_argv(
+    cfg: EngineConfig, keys: QueueKeys, outcomes: Sequence[Outcome]
+) -> tuple[list[object], list[str]]:
+    """ARGV after the levels, and the result keys, of one settle call (at most `BATCH_MAX`
+    outcomes): one packed argument per outcome."""
+    argv: list[object] = [
+        int(cfg.result_ttl_s * 1000),
+        cfg.dead_max,
+        int(cfg.dead_max_age_s * 1000),
+    ]
+    extra: list[str] = []
+    for o in outcomes:
+        t = o.task
+        argv.append(
+            b"%s%s\n%s\n%d\n%s"
+            % (o.kind.encode(), t.id.encode(), t.token.encode(), o.delay_ms, o.data)
+        )
+        extra.append(keys.result(t.id))
+    return argv, extra
 
 
 class LifecycleCalls(BrokerCore):
@@ -37,20 +60,7 @@ class LifecycleCalls(BrokerCore):
 
     async def _settle_once(self, queue: str, outcomes: Sequence[Outcome]) -> list[bool]:
         keys = self.keys(queue)
-        cfg = self.config
-        argv: list[object] = [
-            int(cfg.result_ttl_s * 1000),
-            cfg.dead_max,
-            int(cfg.dead_max_age_s * 1000),
-        ]
-        extra: list[str] = []
-        for o in outcomes:
-            t = o.task
-            argv.append(
-                b"%s%s\n%s\n%d\n%s"
-                % (o.kind.encode(), t.id.encode(), t.token.encode(), o.delay_ms, o.data)
-            )
-            extra.append(keys.result(t.id))
+        argv, extra = settle_argv(self.config, keys, outcomes)
         flags = await self.scripts.run("settle", keys, argv, extra)
         return [bool(f) for f in flags]
 

@@ -28,6 +28,8 @@ log = logging.getLogger("spool.worker")
 
 # The arrival rate `_coalescing` judges by is a count weighted over about this long.
 _RATE_TAU_S = 0.1
+# The longest wait while outcomes ride ahead of it: their counts and leases wait for its reply.
+_RIDING_BLOCK_S = 0.05
 
 
 class Fetcher:
@@ -324,16 +326,36 @@ class Fetcher:
         on the way out in the same round trip (one server): the result, how many it asked
         for, and how many of its tasks run here."""
         asked = min(room, self.settings.fetch_batch_max)
+        # Outcomes finished meanwhile ride ahead of the wait: one round trip instead of two.
+        riding, written = self.settler.take_riding(queue)
         self._in_redis_wait = True
         self._no_fetch_in_flight.clear()
         try:
-            res = await self.broker.wait_and_fetch(queues, queue, asked, self.worker_id, block_s)
+            if riding:
+                # Their flags come back with the wake-up: wait briefly, not a whole idle block.
+                settled, res = await self.broker.settle_and_wait(
+                    [o for o, _, _ in riding],
+                    queues,
+                    queue,
+                    asked,
+                    self.worker_id,
+                    min(block_s, _RIDING_BLOCK_S),
+                )
+                flags = None if isinstance(settled, Exception) else settled
+                riding, ridden = [], riding
+                self.settler.rode(queue, ridden, flags, written)
+            else:
+                res = await self.broker.wait_and_fetch(
+                    queues, queue, asked, self.worker_id, block_s
+                )
             self._in_redis_wait = False
             runnable = await self._take(queue, res.tasks)  # not cancelled by stop(): leased
             if runnable:
                 # Let the slots start them before the next round's fetch is even built.
                 await asyncio.sleep(0)
         finally:
+            if riding:  # the round trip failed: written or not, the settler tries again
+                self.settler.rode(queue, riding, None, 0.0)
             self._in_redis_wait = False
             self._no_fetch_in_flight.set()
         return res, asked, runnable

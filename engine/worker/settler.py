@@ -83,6 +83,13 @@ class Settler:
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._unfolded = 0  # samples recorded since the last fold
+        # Batches the fetcher is sending ahead of its wait (`take_riding`), not yet answered.
+        self._riding = 0
+        self._none_riding = asyncio.Event()
+        self._none_riding.set()
+        # After a rider failed, outcomes stay with the flusher until one of its writes works:
+        # a batch that failed riding (NOSCRIPT after a server restart) would ride again first.
+        self._riding_paused = False
         self._folded_at = 0.0  # time.monotonic() of the last fold
         self.exec_ewma_s = 1.0  # assume slow until measured: no big prefetch for long tasks
         #: True once a handler time was measured: the average then starts from that sample.
@@ -107,6 +114,36 @@ class Settler:
             buf = self._buffer[queue] = []
         buf.append((outcome, started, finished))
         self._wanted.set()
+
+    def take_riding(self, queue: str) -> tuple[list[Finished], float]:
+        """Take the outcomes of `queue` buffered now (at most `BATCH_MAX`) for the fetcher to
+        send ahead of its wake-up wait, in the same round trip, and the time they leave (their
+        write time: the server settles them first); `rode` gets them back."""
+        items = self._buffer.get(queue)
+        if not items or self._riding_paused:
+            return [], 0.0
+        part, self._buffer[queue] = items[:BATCH_MAX], items[BATCH_MAX:]
+        self.leases.settling.update(o.task.id for o, _, _ in part)
+        self._riding += 1
+        self._none_riding.clear()
+        return part, self._wall()
+
+    def rode(
+        self, queue: str, items: list[Finished], flags: list[bool] | None, written: float
+    ) -> None:
+        """The end of a batch from `take_riding`: `flags` as settle returned them (the batch was
+        written at `written`), or None when it failed or its fate is unknown: the batch goes
+        back to the buffer and is written the ordinary way (a replay is rejected as stale)."""
+        self.leases.settling.difference_update(o.task.id for o, _, _ in items)
+        self._riding -= 1
+        if not self._riding:
+            self._none_riding.set()
+        if flags is None:
+            self._riding_paused = True
+            self._buffer[queue] = items + self._buffer.get(queue, [])
+            self._wanted.set()
+        else:
+            self._account(queue, items, flags, written)
 
     def start(self) -> None:
         """Start the flusher."""
@@ -161,8 +198,9 @@ class Settler:
         # The flusher may have taken a batch out of the buffer and be settling it: the buffer
         # looks empty then, so wait for the lock (the flush in progress) before deciding.
         while True:
+            await self._none_riding.wait()  # a batch riding with the fetcher may come back
             async with self._lock:
-                if not any(self._buffer.values()):
+                if not any(self._buffer.values()) and not self._riding:
                     return
             await self.flush_once()
 
@@ -180,6 +218,7 @@ class Settler:
             settling.difference_update(o.task.id for o, _, _ in items)
         written = [(item, ok) for item, ok in zip(items, flags, strict=True) if ok is not None]
         if written:
+            self._riding_paused = False
             self._account(queue, [i for i, _ in written], [ok for _, ok in written], self._wall())
 
     async def _write(self, queue: str, items: list[Finished], deadline: float) -> list[bool | None]:
