@@ -89,8 +89,8 @@ async def test_a_trickle_costs_one_round_trip_per_task(redis: Redis, prefix: str
 
 
 async def test_an_outcome_that_rode_and_failed_is_settled_again(redis: Redis, prefix: str) -> None:
-    # The server lost its scripts (SCRIPT FLUSH, as after a restart): the settle riding ahead
-    # of the wait fails with NOSCRIPT, and the settler writes the outcome the ordinary way.
+    # The server lost its scripts (FUNCTION FLUSH, as after a restart): the settle riding ahead
+    # of the wait fails (no such function), and the settler writes the outcome the ordinary way.
     broker = CountingBroker(redis, EngineConfig(prefix=prefix, lease_s=5.0))
     pool = WorkerPool(broker, settings(), registry=TaskRegistry())
     await pool.start()
@@ -98,12 +98,12 @@ async def test_an_outcome_that_rode_and_failed_is_settled_again(redis: Redis, pr
         await broker.enqueue([TaskSpec("spool.noop", queue=Q)])
         await wait_for(lambda: pool.counts["processed"] == 1, what="first task done")
         await wait_for(lambda: pool.fetcher.parked, what="the fetcher parked")
-        await redis.script_flush()
+        await redis.function_flush()
         for i in range(2, 6):
             await broker.enqueue([TaskSpec("spool.noop", queue=Q)])
             await wait_for(lambda i=i: pool.counts["processed"] == i, what=f"task {i} done")
             if i == 2:
-                await redis.script_flush()
+                await redis.function_flush()
         await wait_for(lambda: drained(broker), what="queue drained")
     finally:
         await pool.stop()
