@@ -88,7 +88,8 @@ class Settler:
         self._none_riding = asyncio.Event()
         self._none_riding.set()
         # After a rider failed, outcomes stay with the flusher until one of its writes works:
-        # a batch that failed riding (its function not loaded after a restart) would ride again first.
+        # a batch that failed riding (its function not loaded after a restart) would ride
+        # again first.
         self._riding_paused = False
         self._folded_at = 0.0  # time.monotonic() of the last fold
         self.exec_ewma_s = 1.0  # assume slow until measured: no big prefetch for long tasks
