@@ -33,6 +33,9 @@ from spool_console.screens.workers import WorkersScreen
 from spool_console.settings import Settings
 
 _SCREENS = Binding.Group("screens")
+#: The app's keys that open or switch screens: off under a dialog (Textual's own, such as tab
+#: moving the focus between a dialog's buttons, and ctrl+q stay on).
+_SCREEN_ACTIONS = frozenset({"show", "help", "audit", "find_task", "command_palette"})
 
 
 class SpoolApp(App[int]):
@@ -188,9 +191,9 @@ class SpoolApp(App[int]):
         )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Under a dialog only its own keys and `ctrl+q` work (and the footer shows only those);
-        the palette, itself a dialog, still lists the screen's actions."""
-        return action == "quit" or not self._dialog_open()
+        """Under a dialog the keys that open or switch screens are off (and its footer shows
+        only the keys that work there); the palette, itself a dialog, still lists them."""
+        return action not in _SCREEN_ACTIONS or not self._dialog_open()
 
     def _dialog_open(self) -> bool:
         try:
