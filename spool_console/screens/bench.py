@@ -180,8 +180,14 @@ class BenchScreen(SpoolScreen):
             "duration_s": f"{p.duration_s:g}",
             "task": p.task,
         }
-        for name, _ in FIELDS:
-            self.query_one(f"#f-{name}", Input).value = str(values[name])
+        fields = {name: list(self.query(f"#f-{name}").results(Input)) for name, _ in FIELDS}
+        if not all(fields.values()):
+            # A screen recomposed for a new terminal size can mount before its form exists
+            # (seen with the lowest allowed Textual in CI): fill it once it is there.
+            self.call_after_refresh(self._fill_defaults, type_)
+            return
+        for name, found in fields.items():
+            found[0].value = str(values[name])
 
     @on(Select.Changed, "#type")
     def _type_changed(self, event: Select.Changed) -> None:
