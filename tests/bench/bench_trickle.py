@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -118,6 +118,29 @@ def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def measured(
+    waits: list[float],
+    worker_cpu_s: float,
+    redis_cpu_s: float,
+    calls0: dict[str, int],
+    calls1: dict[str, int],
+) -> Run:
+    """A Run of the tasks' waits, the CPU both sides spent and the server's command counts
+    before and after (per task; commands under 0.01 a task are left out of the detail)."""
+    done = len(waits)
+    delta = {k: calls1.get(k, 0) - calls0.get(k, 0) for k in calls1}
+    detail = {k: round(v / done, 2) for k, v in sorted(delta.items()) if v and v / done >= 0.01}
+    return Run(
+        pct(waits, 50),
+        pct(waits, 99),
+        worker_cpu_s / done * 1e6,
+        redis_cpu_s / done * 1e6,
+        sum(delta.values()) / done,
+        done,
+        detail,
+    )
 
 
 async def server_counters(redis) -> tuple[float, dict[str, int]]:  # type: ignore[no-untyped-def]
@@ -220,19 +243,10 @@ async def spool_run(
         proc.wait(30)
         await delete_prefix(redis, prefix)
         await redis.aclose()
-    done = len(waits)
-    delta = {k: calls1.get(k, 0) - calls0.get(k, 0) for k in calls1}
-    detail = {k: round(v / done, 2) for k, v in sorted(delta.items()) if v and v / done >= 0.01}
-    return Run(
-        pct(waits, 50),
-        pct(waits, 99),
-        worker_cpu / done * 1e6,
-        (redis_cpu1 - redis_cpu0) / done * 1e6,
-        sum(delta.values()) / done,
-        done,
-        detail,
-        idle_per_s * 1000,
-        (worker_cpu - idle_per_s * elapsed) / done * 1e6,
+    return replace(
+        measured(waits, worker_cpu, redis_cpu1 - redis_cpu0, calls0, calls1),
+        idle_ms_s=idle_per_s * 1000,
+        marginal_us=(worker_cpu - idle_per_s * elapsed) / len(waits) * 1e6,
     )
 
 
@@ -269,18 +283,7 @@ async def huey_run(url: str, rate: float, seconds: float, python: str, closed: i
         async for key in redis.scan_iter(match=f"huey.*{name}*", count=1000):
             await redis.unlink(key)
     await redis.aclose()
-    done = len(waits)
-    delta = {k: calls1.get(k, 0) - calls0.get(k, 0) for k in calls1}
-    detail = {k: round(v / done, 2) for k, v in sorted(delta.items()) if v and v / done >= 0.01}
-    return Run(
-        pct(waits, 50),
-        pct(waits, 99),
-        worker_cpu / done * 1e6,
-        (redis_cpu1 - redis_cpu0) / done * 1e6,
-        sum(delta.values()) / done,
-        done,
-        detail,
-    )
+    return measured(waits, worker_cpu, redis_cpu1 - redis_cpu0, calls0, calls1)
 
 
 def line(system: str, rate: float, r: Run, closed: int = 0) -> str:
