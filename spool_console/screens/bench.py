@@ -121,10 +121,12 @@ class BenchScreen(SpoolScreen):
                         compact=True,
                         id="type",
                     )
+                # Built with the first type's values: nothing has to find the fields to fill them.
+                defaults = self._defaults("quick")
                 for name, label in FIELDS:
                     with Horizontal():
                         yield Label(label)
-                        yield Input(compact=True, id=f"f-{name}")
+                        yield Input(defaults[name], compact=True, id=f"f-{name}")
                 if not self.spool.read_only:
                     yield Button("Run (r)", id="run", compact=True, variant="primary")
             with Vertical(id="live", classes="panel") as box:
@@ -149,7 +151,6 @@ class BenchScreen(SpoolScreen):
     def on_mount(self) -> None:
         self.previous_runs = load_reports(self.store)
         self.previous = max(self.previous_runs.values(), key=lambda r: r.started_at, default=None)
-        self._fill_defaults("quick")
         if self.previous is not None:
             self.query_one("#prev-report", Static).update(
                 Text(
@@ -171,23 +172,21 @@ class BenchScreen(SpoolScreen):
             self.refresh_bindings()
 
     # -- the form ---------------------------------------------------------------------------
-    def _fill_defaults(self, type_: str) -> None:
+    @staticmethod
+    def _defaults(type_: str) -> dict[str, str]:
+        """The form's field values for a benchmark type (its BenchParams defaults)."""
         p = BenchParams.for_type(type_)
-        values: dict[str, Any] = {
-            "tasks": p.tasks,
-            "workers": "" if p.workers is None else p.workers,
+        return {
+            "tasks": str(p.tasks),
+            "workers": "" if p.workers is None else str(p.workers),
             "rate": "" if p.rate is None else f"{p.rate:g}",
             "duration_s": f"{p.duration_s:g}",
             "task": p.task,
         }
-        fields = {name: list(self.query(f"#f-{name}").results(Input)) for name, _ in FIELDS}
-        if not all(fields.values()):
-            # A screen recomposed for a new terminal size can mount before its form exists
-            # (seen with the lowest allowed Textual in CI): fill it once it is there.
-            self.call_after_refresh(self._fill_defaults, type_)
-            return
-        for name, found in fields.items():
-            found[0].value = str(values[name])
+
+    def _fill_defaults(self, type_: str) -> None:
+        for name, value in self._defaults(type_).items():
+            self.query_one(f"#f-{name}", Input).value = value
 
     @on(Select.Changed, "#type")
     def _type_changed(self, event: Select.Changed) -> None:
