@@ -333,13 +333,19 @@ class Fetcher:
         try:
             if riding:
                 # Their flags come back with the wake-up: wait briefly, not a whole idle block.
-                settled, res = await self.broker.settle_and_wait(
-                    [o for o, _, _ in riding],
-                    queues,
-                    queue,
-                    asked,
-                    self.worker_id,
-                    min(block_s, _RIDING_BLOCK_S),
+                # Bounded like the settler's own writes: a server that takes no writes (paused,
+                # hung) must not hold outcomes past their lease. On timeout they go back to the
+                # settler, which gives them up when its deadline passes.
+                settled, res = await asyncio.wait_for(
+                    self.broker.settle_and_wait(
+                        [o for o, _, _ in riding],
+                        queues,
+                        queue,
+                        asked,
+                        self.worker_id,
+                        min(block_s, _RIDING_BLOCK_S),
+                    ),
+                    self.broker.config.lease_s / 2,
                 )
                 flags = None if isinstance(settled, Exception) else settled
                 riding, ridden = [], riding
