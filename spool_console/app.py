@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 from platformdirs import user_downloads_path
+from rich.console import RenderableType
 from textual import work
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
@@ -88,6 +90,9 @@ class SpoolApp(App[int]):
         self._pump_s = pump_s
         self._last_seq = -1
         self._warm = asyncio.Event()
+        self._warming = False
+        self._leaving = False
+        self._exit_after_warm_up: Callable[[], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -106,21 +111,53 @@ class SpoolApp(App[int]):
         A screen's first build costs 100–400 ms while the local pool is busy; paid here, a key
         never waits for it (keys pressed meanwhile run right after, in order).
         """
+        self._warming = True
         try:
             with self.batch_update():
                 for mode in (*self.MODES, self.DEFAULT_MODE):
-                    # Shutting down (ctrl+q in the first second): adding a mode now would
-                    # change the screen stacks Textual is closing.
-                    if not self._running:
+                    # Leaving (ctrl+q in the first second): adding a mode now would change
+                    # the screen stacks Textual is about to close.
+                    if self._leaving or not self._running:
                         return
                     if mode != self.current_mode:
                         await self.switch_mode(mode)
         finally:
             self._warm.set()
+            if self._exit_after_warm_up is not None:
+                self._exit_after_warm_up()
+        if self._leaving:
+            return
         # Start-up garbage (imports, CSS, the first screens) never becomes free: freezing it
         # keeps full collections short, and a full collection pauses key handling too.
         gc.collect()
         gc.freeze()
+
+    def exit(
+        self,
+        result: object | None = None,
+        return_code: int = 0,
+        message: RenderableType | None = None,
+    ) -> None:
+        """Leave the app; during start-up, once the screen being built is mounted.
+
+        The warm-up runs on the first screen's task: leaving the app's message loop while a
+        screen is half composed mounts none of its widgets, and its on_mount then fails
+        (NoMatches printed on exit, seen with ctrl+q one second after start).
+        """
+        if self._warming and not self._warm.is_set():
+            self._leaving = True
+            self._exit_after_warm_up = partial(super().exit, result, return_code, message)
+            return
+        super().exit(result, return_code, message)
+
+    async def _shutdown(self) -> None:
+        # A test's Pilot shuts the app down from its own task without calling exit(), so the
+        # same wait happens here; bounded, so a wedged mount cannot keep the app from closing.
+        self._leaving = True
+        if self._warming and not self._warm.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._warm.wait(), timeout=5.0)
+        await super()._shutdown()
 
     async def on_unmount(self) -> None:
         if self._owns_host:

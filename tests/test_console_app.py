@@ -173,3 +173,33 @@ async def test_http_flag_serves_the_api_beside_the_console(redis_url, prefix) ->
             session.get(f"http://127.0.0.1:{port}/healthz") as resp,
         ):
             assert resp.status == 200
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.03])
+@pytest.mark.parametrize("mode", ["queues", "bench"])
+@pytest.mark.parametrize("how", ["ctrl+q", "pilot"])
+async def test_leaving_during_start_up_is_clean(
+    redis_url, prefix, how: str, mode: str, after_s: float
+) -> None:
+    """Leaving while start-up still builds the screens must not raise from a widget whose
+    children are already gone: we leave `after_s` into the mount of `mode`'s screen (one with
+    a table, one with a Select), by ctrl+q or by the Pilot shutting the app down."""
+    import asyncio
+
+    app = make_app(make_settings(redis_url, prefix))
+    mounting = asyncio.Event()
+    switch_mode = app.switch_mode
+
+    def spy(to: str):  # a poll would miss a mount that takes 20 ms
+        if to == mode:
+            mounting.set()
+        return switch_mode(to)
+
+    app.switch_mode = spy  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 30)) as pilot:
+        await asyncio.wait_for(mounting.wait(), timeout=10)
+        await asyncio.sleep(after_s)
+        if how == "ctrl+q":
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: not app.is_running, what="the app gone")
+    assert app.return_code in (0, None)
