@@ -76,6 +76,7 @@ class SpoolApp(App[int]):
         pump_s: float = 0.5,
         bench_store: Path | bool | None = True,
         own_host: bool | None = None,
+        warm_up: bool = True,
     ) -> None:
         super().__init__()
         if bench_store is True:
@@ -90,6 +91,7 @@ class SpoolApp(App[int]):
         self._pump_s = pump_s
         self._last_seq = -1
         self._warm = asyncio.Event()
+        self._warm_up_at_start = warm_up
         self._warming = False
         self._leaving = False
         self._exit_after_warm_up: Callable[[], None] | None = None
@@ -98,7 +100,10 @@ class SpoolApp(App[int]):
     def on_mount(self) -> None:
         self.host.start()
         self.set_interval(self._pump_s, self.pump)
-        self.call_after_refresh(self._warm_up)
+        if self._warm_up_at_start:
+            self.call_after_refresh(self._warm_up)
+        else:  # each screen is built on its first visit instead
+            self._warm.set()
 
     @property
     def ready(self) -> bool:

@@ -46,11 +46,17 @@ def make_settings(redis_url: str | None, prefix: str, **overrides: Any) -> Setti
 
 
 def make_app(settings: Settings, *, interval_s: float = 0.2, **kwargs: Any):
-    """A `SpoolApp` whose host snapshots often (tests see changes quickly); it owns the host."""
+    """A `SpoolApp` whose host snapshots often (tests see changes quickly); it owns the host.
+
+    Screens are built on their first visit unless `warm_up=True`: building all five at start
+    took about 2 s of CPU per app, 40 % of the console tests' time (tests/test_console_dead.py
+    and test_console_queues.py: 82 s → 48 s); the tests about start-up itself turn it on.
+    """
     from spool_console.app import SpoolApp
 
     host = EngineHost(settings, interval_s=interval_s)
     kwargs.setdefault("bench_store", None)
+    kwargs.setdefault("warm_up", False)
     return SpoolApp(settings, host, pump_s=0.05, own_host=True, **kwargs)
 
 

@@ -186,7 +186,7 @@ async def test_leaving_during_start_up_is_clean(
     a table, one with a Select), by ctrl+q or by the Pilot shutting the app down."""
     import asyncio
 
-    app = make_app(make_settings(redis_url, prefix))
+    app = make_app(make_settings(redis_url, prefix), warm_up=True)
     mounting = asyncio.Event()
     switch_mode = app.switch_mode
 
