@@ -260,17 +260,20 @@ async def count_matching(broker: Broker, flt: DeadFilter) -> int:
     return sum(len(ids) for ids in (await matching_ids(broker, flt)).values())
 
 
-async def pin_scope(broker: Broker, flt: DeadFilter) -> tuple[DeadFilter, int]:
-    """`flt` limited to what has died by now (server clock), and how many that is.
-
-    A bulk action confirmed on this count then acts on exactly these: letters that die while
-    the operator reads the confirmation are newer than the cut-off and are left alone.
-    """
+async def pin(broker: Broker, flt: DeadFilter) -> DeadFilter:
+    """`flt` limited to what has died by now (server clock), or by its own `until_ms` if
+    earlier: a bulk action on the result leaves letters that die meanwhile alone."""
     seconds, micros = await broker.redis.time()
     cutoff_ms = int(seconds) * 1000 + int(micros) // 1000
     if flt.until_ms is not None:
         cutoff_ms = min(cutoff_ms, flt.until_ms)
-    pinned = dataclasses.replace(flt, until_ms=cutoff_ms)
+    return dataclasses.replace(flt, until_ms=cutoff_ms)
+
+
+async def pin_scope(broker: Broker, flt: DeadFilter) -> tuple[DeadFilter, int]:
+    """`pin(flt)` and how many letters that is: the count a confirmation shows, so the action
+    confirmed on it acts on exactly these."""
+    pinned = await pin(broker, flt)
     return pinned, await count_matching(broker, pinned)
 
 

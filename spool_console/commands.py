@@ -314,11 +314,16 @@ async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> in
         raise CommandError(EXIT_USAGE, f"{verb}: give ids or --all, not both or neither")
     if args.ids and (args.task or args.error):
         raise CommandError(EXIT_USAGE, f"{verb}: --task and --error filter --all only")
+    newer = None
     if args.all:
-        flt = DeadFilter(queue=args.queue, task=args.task, error=args.error)
-        scope = await dead_ops.count_matching(broker, flt)
-        if scope and not confirm(f"{verb} {scope} dead letter(s) matching {flt.describe()}?",
-                                 args.yes):
+        # Pinned to what has died by now: letters dying while the prompt waits are left alone.
+        flt, scope = await dead_ops.pin_scope(
+            broker, DeadFilter(queue=args.queue, task=args.task, error=args.error)
+        )
+        assert flt.until_ms is not None
+        died_by = time.strftime("%H:%M:%S", time.localtime(flt.until_ms / 1000))
+        prompt = f"{verb} {scope:,} dead letter(s) matching {flt.describe()} (died by {died_by})?"
+        if scope and not confirm(prompt, args.yes):
             raise CommandError(1, f"{verb}: not confirmed; nothing done")
         done = 0
         if scope and verb == "requeue":
@@ -326,6 +331,7 @@ async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> in
         elif scope:
             token = await new_undo(broker)
             done = await dead_ops.delete_matching(broker, flt, token)
+        newer = await dead_ops.count_newer(broker, flt)
     else:
         ids = list(dict.fromkeys(args.ids))
         by_queue: dict[str, list[str]] = {}
@@ -357,11 +363,14 @@ async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> in
     scope_text = f"matching {flt.describe()}" if args.all else f"{len(args.ids):,} id(s)"
     await _audit(broker, f"dead {verb}", scope_text, f"{done:,}", undo=token, held=done)
     past = "requeued" if verb == "requeue" else "deleted"
+    left = {"newer_left": newer} if newer is not None else {}
     if not out.as_json:
         out.line(f"{past}={done}")
+        if newer:
+            out.line(f"newer_left={newer} (died after the scope was counted; not {past})")
     note = undo_note(token, done, out)
     if out.as_json:
-        out.json({past: done, **note})
+        out.json({past: done, **left, **note})
     return EXIT_OK
 
 

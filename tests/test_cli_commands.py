@@ -128,6 +128,43 @@ def test_dead_letters_list_show_groups_requeue_delete(
                                                         ("dead requeue", "cli")]
 
 
+def test_bulk_acts_on_exactly_the_confirmed_scope(
+    cli: Cli, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A letter that dies while the prompt waits is newer than the scope: left alone, counted."""
+    import threading
+
+    from spool_console import commands
+
+    old = [_bury(redis_url, prefix, "mail.send", f"smtp {i}") for i in range(2)]
+    arrived: list[str] = []
+    prompts: list[str] = []
+
+    def confirm_while_one_more_dies(prompt: str, assume_yes: bool) -> bool:
+        prompts.append(prompt)
+        server = SyncRedis.from_url(redis_url)
+        seen = server.time()
+        deadline = time.monotonic() + 5
+        while server.time() <= seen and time.monotonic() < deadline:
+            pass  # the newcomer must die at least a ms after the scope was counted
+        server.close()
+        # _bury runs its own event loop; the CLI's is running on this thread.
+        worker = threading.Thread(
+            target=lambda: arrived.append(_bury(redis_url, prefix, "mail.send", "smtp new"))
+        )
+        worker.start()
+        worker.join()
+        return True
+
+    monkeypatch.setattr(commands, "confirm", confirm_while_one_more_dies)
+    result = cli.json("dead", "requeue", "--all", "--error", "smtp")
+    assert result == {"requeued": 2, "newer_left": 1}
+    assert prompts and prompts[0].startswith("requeue 2 dead letter(s) matching error='smtp'")
+    assert "(died by " in prompts[0]
+    assert [i["id"] for i in cli.json("dead", "list")["items"]] == arrived
+    assert set(old).isdisjoint(arrived)
+
+
 def test_dead_restore_brings_back_a_delete(cli: Cli, redis_url: str, prefix: str) -> None:
     ids = [_bury(redis_url, prefix, "mail.send", f"smtp {i}") for i in range(2)]
     code, out, _ = cli("dead", "delete", "--all", "--yes")

@@ -10,6 +10,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
+from support.polling import wait_for
 from test_http_support import api_client, bury, make_broker
 
 from engine import queues as queue_ops
@@ -171,11 +172,38 @@ async def test_requeue_all_matching(api: TestClient, broker: Broker) -> None:
     await bury(broker, "resize", "disk full")
     other = await bury(broker, "mail", "disk full", queue="other")
     body = {"all": True, "queue": "jobs", "task": "mail", "error": "DISK"}
-    assert await (await api.post("/v1/dead/requeue", json=body)).json() == {"requeued": 1}
+    moved = {"requeued": 1, "newer_left": 0}
+    assert await (await api.post("/v1/dead/requeue", json=body)).json() == moved
     body = {"all": True, "queue": "jobs"}
-    assert await (await api.post("/v1/dead/requeue", json=body)).json() == {"requeued": 2}
+    moved = {"requeued": 2, "newer_left": 0}
+    assert await (await api.post("/v1/dead/requeue", json=body)).json() == moved
     info = await queue_ops.task_status(broker, other)
     assert info is not None and info.state is TaskState.DEAD
+
+
+async def test_requeue_all_acts_on_what_died_by_until_ms(api: TestClient, broker: Broker) -> None:
+    shown = await bury(broker, "mail", "smtp timeout")
+    seconds, micros = await broker.redis.time()
+    counted_at_ms = int(seconds) * 1000 + int(micros) // 1000
+    await wait_for(
+        lambda: _server_ms(broker, after=counted_at_ms), timeout_s=2, what="the next ms"
+    )
+    newer = await bury(broker, "mail", "smtp timeout")
+    body = {"all": True, "queue": "jobs", "until_ms": counted_at_ms}
+    assert await (await api.post("/v1/dead/requeue", json=body)).json() == {
+        "requeued": 1,
+        "newer_left": 1,
+    }
+    states = [(await queue_ops.task_status(broker, t)).state for t in (shown, newer)]
+    assert states == [TaskState.PENDING, TaskState.DEAD]
+    body = {"ids": [newer], "until_ms": counted_at_ms}
+    resp = await api.post("/v1/dead/requeue", json=body)
+    assert resp.status == 400 and "until_ms" in (await resp.json())["error"]["message"]
+
+
+async def _server_ms(broker: Broker, after: int) -> bool:
+    seconds, micros = await broker.redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000 > after
 
 
 async def test_delete_dead(api: TestClient, broker: Broker) -> None:

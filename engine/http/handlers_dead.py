@@ -66,10 +66,16 @@ async def requeue(request: web.Request) -> web.Response:
     req = requeue_scope(await read_body(request, RequeueRequest, c.max_body_bytes), c.max_batch)
     try:
         if req.ids is None:
-            flt = DeadFilter(queue=req.queue, task=req.task, error=req.error)
+            # Pinned to what had died when the request arrived (or by until_ms): letters dying
+            # while the queue's letters are moved are newer, left alone and counted.
+            flt = await dead_ops.pin(
+                c.broker,
+                DeadFilter(queue=req.queue, task=req.task, error=req.error, until_ms=req.until_ms),
+            )
             moved = await dead_ops.requeue_matching(c.broker, flt)
+            newer = await dead_ops.count_newer(c.broker, flt)
             await audit.record(request, "dead requeue", f"matching {flt.describe()}", f"{moved:,}")
-            return reply(Requeued(requeued=moved))
+            return reply(Requeued(requeued=moved, newer_left=newer))
         by_queue: dict[str, list[str]] = {}
         if req.queue is not None:
             c.broker.keys(req.queue)  # validate before the script call

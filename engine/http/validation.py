@@ -90,6 +90,7 @@ class RequeueScope:
     queue: str | None
     task: str | None
     error: str | None
+    until_ms: int | None = None
 
 
 def requeue_scope(req: RequeueRequest, max_batch: int) -> RequeueScope:
@@ -97,8 +98,8 @@ def requeue_scope(req: RequeueRequest, max_batch: int) -> RequeueScope:
     if req.ids is not None:
         if req.all is not None:
             raise bad("give either ids or all, not both")
-        if req.task is not None or req.error is not None:
-            raise bad("task and error filter `all`; with ids, give only queue")
+        if req.task is not None or req.error is not None or req.until_ms is not None:
+            raise bad("task, error and until_ms filter `all`; with ids, give only queue")
         if not req.ids:
             raise bad("body.ids must not be empty")
         if len(req.ids) > max_batch:
@@ -114,4 +115,4 @@ def requeue_scope(req: RequeueRequest, max_batch: int) -> RequeueScope:
         raise bad("body.all must be true")
     if req.queue is None:
         raise bad("body.queue is required with all (requeue one queue at a time)")
-    return RequeueScope(None, req.queue, req.task, req.error)
+    return RequeueScope(None, req.queue, req.task, req.error, req.until_ms)

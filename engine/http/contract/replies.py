@@ -226,10 +226,12 @@ class DeadGroups(Reply):
     groups: list[DeadGroupView]
 
 
-class Requeued(Reply, omit_defaults=False):
-    """How many dead letters went back to pending."""
+class Requeued(Reply):
+    """How many dead letters went back to pending; with `all`, also how many matched the filters
+    but died after the scope's cut-off and were left alone (`newer_left`)."""
 
     requeued: int
+    newer_left: int | None = None
 
 
 class Deleted(Reply):

@@ -136,6 +136,18 @@ class RequeueRequest(Body):
     queue: str | None = None
     task: Annotated[str, Meta(description="exact task name (with all)")] | None = None
     error: Annotated[str, Meta(description="substring of the error (with all)")] | None = None
+    until_ms: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                description="with all: only letters that died at or before this time (ms since "
+                "the epoch), e.g. when a scope was counted and shown; the request's arrival "
+                "is the cut-off either way",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class RestoreRequest(Body):
