@@ -10,6 +10,7 @@ from engine import undo
 from engine.audit import AuditEntry
 from engine.broker import Broker
 from engine.config import EngineConfig
+from spool_console.screens import audit
 from spool_console.screens.audit import AuditScreen
 from spool_console.screens.confirm import ConfirmScreen
 from spool_console.screens.dead import DeadScreen
@@ -40,6 +41,10 @@ async def test_console_actions_are_recorded_and_shown(redis_url, prefix, redis) 
         table = app.screen.query_one(VimTable)
         await wait_until(pilot, lambda: table.row_count == 1, what="audit row")
         assert "dead requeue" in screen_text(app)
+        # An action elsewhere (another console, the CLI, the API) shows up while it is open.
+        await broker.record_audit(AuditEntry.now("pause", "queue mail", "paused"))
+        await wait_until(pilot, lambda: table.row_count == 2, timeout_s=3 * audit.REFRESH_S)
+        assert "queue mail" in screen_text(app)
 
 
 async def test_http_actions_are_recorded(redis_url, prefix, redis) -> None:

@@ -132,7 +132,8 @@ async def test_mark_two_and_delete_them(redis_url, prefix, redis) -> None:
         assert len(screen.marked) == 2
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "2 marked" in str(app.screen.query_one("#scope").render())
+        text = str(app.screen.query_one("#scope").render())
+        assert "2 marked" in text and "Restorable for 10 min from the audit trail (a)" in text
         await pilot.press("tab", "enter")  # from Cancel to Delete, press it
         await wait_until(pilot, lambda: any("deleted 2" in n.message for n in app._notifications))
         broker = Broker(redis, EngineConfig(prefix=prefix))

@@ -25,6 +25,7 @@ from spool_console.screens.confirm import ConfirmScreen
 from widgets.vim_table import VimTable
 
 SHOWN = 200
+REFRESH_S = 2.0  # actions from other consoles, the CLI and HTTP show up while this is open
 
 
 def _clock(ms: int) -> str:
@@ -79,6 +80,7 @@ class AuditScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one(VimTable).focus()
         self._load()
+        self.set_interval(REFRESH_S, self._load)
 
     @work(exclusive=True, group="audit-load")
     async def _load(self) -> None:

@@ -445,10 +445,16 @@ class DeadScreen(SpoolScreen):
                 return await matching_op(b, pinned, token)
 
         if scope is not None or always_confirm:
-            ok = await self.app.push_screen_wait(
-                ConfirmScreen(
-                    f"{verb} dead letters?", f"Scope: {scope}", verb=verb, focus_cancel=True
+            text = f"Scope: {scope}"
+            if undoable:
+                window_s = self.host.settings.restore_window_s
+                text += (
+                    f"\nRestorable for {window_s / 60:g} min from the audit trail (a)."
+                    if window_s
+                    else "\nThis is final: --restore-window 0 keeps no copy."
                 )
+            ok = await self.app.push_screen_wait(
+                ConfirmScreen(f"{verb} dead letters?", text, verb=verb, focus_cancel=True)
             )
             if not ok:
                 self.notify(f"{verb.lower()} cancelled: nothing changed")
