@@ -1,8 +1,9 @@
 """The one-shot operations: queues, task, pause/resume, dead letters.
 
 Each calls the same engine functions the console's screens call (`engine.queues`,
-`engine.dead`, `Broker.enqueue`): there is no second code path. To add a command (cancel,
-schedules…): write `add_*`/`run_*` below and append one `Command` to `COMMANDS`.
+`engine.dead`, `Broker.enqueue`): there is no second code path. To add a command, write its
+`add_*`/`run_*` (here or in a module of its own, as `task_cmds`) and append one `Command` to
+`COMMANDS`.
 
 The engine is imported inside the `run_*` functions: building the parser (every start,
 `--help`, `--version`) must not pay for importing the engine and redis.
@@ -29,6 +30,7 @@ from spool_console.cli_output import (
 )
 from spool_console.options import non_negative_int, positive_int
 from spool_console.restore_cmd import add_restore_parsers, run_deleted, run_restore, undo_note
+from spool_console.task_cmds import add_cancel, add_schedules, run_cancel, run_schedules
 
 if TYPE_CHECKING:
     from engine.broker import Broker
@@ -374,6 +376,11 @@ async def _dead_act(broker: Broker, args: argparse.Namespace, out: Output) -> in
     return EXIT_OK
 
 
+async def _cancel(broker: Broker, args: argparse.Namespace, out: Output) -> int:
+    """`cancel ID`, recorded in the audit trail as coming from the CLI."""
+    return await run_cancel(broker, args, out, _audit)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("queues", "every queue with its depths", add_queues, run_queues),
     Command("task", "show a task (task ID) or enqueue one (task enqueue NAME)", add_task,
@@ -382,5 +389,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("resume", "hand out a queue's tasks again", add_queue_name, _switch(False)),
     Command("dead", "dead letters: list, show, groups, requeue, delete, deleted, restore",
             add_dead, run_dead),
-    # i10-api: cancel and schedules go here, one Command each.
+    Command("cancel", "cancel a pending or scheduled task, or stop a running one", add_cancel,
+            _cancel),
+    Command("schedules", "the periodic tasks, with their last and next run", add_schedules,
+            run_schedules),
 )

@@ -305,3 +305,62 @@ def test_bench_types_match_the_engine() -> None:
     from spool_console.bench_cmd import TYPES as CLI_TYPES
 
     assert CLI_TYPES == TYPES
+
+
+async def _publish_schedules(redis_url: str, prefix: str) -> None:
+    """What a worker does at start: publish its periodic tasks (an hourly and a nightly one)."""
+    from engine import TaskContext, task
+    from engine.task import TaskRegistry
+    from engine.worker.pool import PoolSettings, WorkerPool
+
+    reg = TaskRegistry()
+
+    @task(name="hourly", every=3600, registry=reg)
+    async def hourly(ctx: TaskContext) -> None: ...
+
+    @task(name="nightly", cron="0 3 * * *", queue="reports", registry=reg)
+    async def nightly(ctx: TaskContext) -> None: ...
+
+    redis = Redis.from_url(redis_url)
+    broker = make_broker(redis, prefix)
+    pool = WorkerPool(broker, PoolSettings(concurrency=1, idle_block_s=0.05), registry=reg)
+    try:
+        await pool.start()
+        deadline = time.monotonic() + 5
+        while await redis.hlen(broker.globals.schedules) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        await pool.stop(grace_s=0.5)
+        await redis.aclose()
+
+
+def test_schedules_lists_what_workers_publish(cli: Cli, redis_url: str, prefix: str) -> None:
+    code, out, _ = cli("schedules")
+    assert code == 0 and out.startswith("no periodic tasks")
+    asyncio.run(_publish_schedules(redis_url, prefix))
+    listed = cli.json("schedules")["schedules"]
+    assert [(s["name"], s["queue"], s.get("every_s"), s.get("cron")) for s in listed] == [
+        ("hourly", "default", 3600.0, None),
+        ("nightly", "reports", None, "0 3 * * *"),
+    ]
+    assert all(s["next_run_ms"] > time.time() * 1000 for s in listed)
+    code, out, _ = cli("schedules")
+    header, *rows = out.splitlines()
+    assert code == 0 and header.split()[:3] == ["TASK", "QUEUE", "WHEN"]
+    assert "every 3600 s" in rows[0] and "cron 0 3 * * *" in rows[1]
+
+
+def test_cancel_by_id(cli: Cli, redis_url: str, prefix: str) -> None:
+    later = cli.json("task", "enqueue", "spool.noop", "--queue", "mail", "--delay", "60")
+    assert cli.json("cancel", later["id"]) == {
+        "id": later["id"],
+        "cancelled": True,
+        "state": "cancelled",
+    }
+    code, out, _ = cli("cancel", later["id"], "--queue", "mail")
+    assert (code, out) == (0, f"{later['id']}: nothing to do (cancelled)\n")
+    code, _, err = cli("cancel", "no-such-task")
+    assert code == EXIT_NOT_FOUND and "no task no-such-task" in err
+    entries = _audit_log(redis_url, prefix)
+    assert [(e.action, e.via) for e in entries][:2] == [("cancel", "cli"), ("cancel", "cli")]
+    assert entries[1].scope == f"mail/{later['id']}" and entries[1].result.startswith("cancelled")
