@@ -276,3 +276,22 @@ async def test_probes_and_openapi(api: TestClient) -> None:
     assert await (await api.get("/readyz")).json() == {"status": "ready"}
     doc = await (await api.get("/v1/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
+
+
+async def test_audit_log_lists_the_api_s_own_actions_newest_first(
+    api: TestClient, broker: Broker
+) -> None:
+    doomed = await bury(broker, "mail", "smtp timeout")
+    assert (await api.post("/v1/queues/jobs/pause")).status == 200
+    assert (await api.delete(f"/v1/dead/{doomed}")).status == 200
+    entries = (await (await api.get("/v1/audit")).json())["entries"]
+    assert [(e["action"], e["scope"], e["via"]) for e in entries] == [
+        ("dead delete", f"jobs/{doomed}", "http"),
+        ("pause", "queue jobs", "http"),
+    ]
+    assert entries[0]["held"] == 1 and entries[0]["undo"] and "undo" not in entries[1]
+    assert entries[0]["at_ms"] >= entries[1]["at_ms"] > 0
+    newest = (await (await api.get("/v1/audit?limit=1")).json())["entries"]
+    assert [e["id"] for e in newest] == [entries[0]["id"]]
+    resp = await api.get("/v1/audit?limit=0")
+    assert resp.status == 400 and "limit" in (await resp.json())["error"]["message"]

@@ -107,6 +107,7 @@ async def test_live_responses_match_their_schemas(redis: Redis, prefix: str) -> 
             ("GET", "/v1/dead?limit=5", None),
             ("GET", "/v1/dead/groups", None),
             ("GET", "/v1/workers", None),
+            ("GET", "/v1/audit?limit=5", None),
             ("GET", "/v1/stats", None),
             ("GET", "/healthz", None),
             ("GET", "/readyz", None),

@@ -11,8 +11,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.http.context import ctx
-from engine.http.contract import Stats, Status, Workers
+from engine.http.contract import AuditLog, AuditQuery, AuditView, Stats, Status, Workers
 from engine.http.errors import reply, unavailable
+from engine.http.validation import read_query
 from engine.metrics.prometheus import CONTENT_TYPE, render_prometheus
 from engine.metrics.publisher import fetch_fleet_snapshot
 from engine.metrics.snapshot import LatencySummary, MetricsSnapshot
@@ -92,6 +93,28 @@ async def list_workers(request: web.Request) -> web.Response:
     c = ctx(request)
     workers = await registry.list_workers(c.broker.redis, c.prefix)
     return reply(Workers(workers=[w.to_dict() for w in workers]))
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    """GET /v1/audit[?limit=] → {"entries": [...]}: operator actions, newest first."""
+    query = read_query(request, AuditQuery)
+    entries = await ctx(request).broker.audit_log(query.limit)
+    views = [
+        AuditView(
+            id=e.id,
+            at_ms=e.at_ms,
+            action=e.action,
+            scope=e.scope,
+            result=e.result,
+            via=e.via,
+            host=e.host,
+            user=e.user,
+            undo=e.undo or None,
+            held=e.held or None,
+        )
+        for e in entries
+    ]
+    return reply(AuditLog(entries=views))
 
 
 async def get_stats(request: web.Request) -> web.Response:

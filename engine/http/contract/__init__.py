@@ -14,6 +14,8 @@ them here, and add one `Route` in `routes.py`.
 from __future__ import annotations
 
 from engine.http.contract.replies import (
+    AuditLog,
+    AuditView,
     CancelReply,
     Created,
     CreatedBatch,
@@ -49,6 +51,7 @@ from engine.http.contract.requests import (
     MAX_PAGE,
     MAX_RETRIES,
     MAX_TIMEOUT_S,
+    AuditQuery,
     BatchRequest,
     Body,
     DeadFilterQuery,
@@ -72,6 +75,9 @@ __all__ = [
     "MAX_PAGE",
     "MAX_RETRIES",
     "MAX_TIMEOUT_S",
+    "AuditLog",
+    "AuditQuery",
+    "AuditView",
     "BatchRequest",
     "Body",
     "CancelReply",

@@ -60,6 +60,29 @@ class ScheduleList(Reply):
     schedules: list[ScheduleView]
 
 
+class AuditView(Reply):
+    """One operator action: when (epoch ms), what, on what, with what result, through what
+    (`console`, `cli`, `http`) and by whom; a delete carries its undo token and how many
+    letters it holds for restore."""
+
+    id: str
+    at_ms: int
+    action: str
+    scope: str
+    result: str
+    via: str
+    host: str
+    user: str
+    undo: str | None = None
+    held: int | None = None
+
+
+class AuditLog(Reply):
+    """Operator actions from the console, the CLI and this API, newest first."""
+
+    entries: list[AuditView]
+
+
 class Created(Reply):
     """The id of the stored task."""
 

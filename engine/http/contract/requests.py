@@ -192,3 +192,9 @@ class DeadListQuery(DeadFilterQuery):
 
     limit: PageSize = 50
     cursor: Annotated[str, Meta(description="from the previous page")] | None = None
+
+
+class AuditQuery(Query):
+    """Query of GET /v1/audit."""
+
+    limit: PageSize = 50
