@@ -1,10 +1,11 @@
 """A key press is handled within 100 ms while the local pool is offered 5,000 tasks/s.
 
-What can fail here is the UI and the pool getting in each other's way: keys waiting behind the
-pool, or the pool starved by the UI. How fast the pool runs inside the UI process is the
-machine's as much as ours (3,858–5,025 tasks/s in CI passes of the same commit on this 2-core
-machine), so the floor asserted is the load the latencies were measured under, 2,000 tasks/s,
-not a throughput target; throughput targets live in `spool-console bench`.
+What can fail here is keys waiting behind the pool. How fast the pool runs inside the UI
+process is the machine's as much as ours (1,907–5,025 tasks/s across runs of one commit on this
+2-core VM, quiet or not), so the rate is no target here (throughput targets live in
+`spool-console bench`). What is asserted about the load is that the presses were measured under
+the most the pool could do: it kept up with the 5,000/s offered, or it was saturated (a backlog
+it could not drain).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import time
 from textual import events
 
 from engine.broker import Broker
+from engine.queues import queue_stats
 from engine.task import TaskSpec
 from spool_console.testing import make_app, make_settings, wait_until
 
 RATE = 5_000
-LOADED = 2_000  # tasks/s below which the presses were not measured under load
+SATURATED = 1_000  # pending tasks left at the end: the pool could not keep up
 BATCH = 100
 
 
@@ -73,6 +75,7 @@ async def test_keys_answer_within_100ms_under_5000_tasks_per_s(redis_url, prefix
                 handled.clear()
                 await pilot.pause(0.1)  # operators do not type 100 keys a second
             rate = (pool.counts["processed"] - n0) / (time.monotonic() - t0)
+            backlog = (await host.call(lambda b: queue_stats(b, "hot"))).pending
         finally:
             producer.cancel()
         latencies.sort()
@@ -80,10 +83,14 @@ async def test_keys_answer_within_100ms_under_5000_tasks_per_s(redis_url, prefix
         p95 = latencies[int(0.95 * (len(latencies) - 1))]
         print(
             f"\nresponsiveness: {len(latencies)} key presses while the pool ran"
-            f" {rate:,.0f} tasks/s:"
+            f" {rate:,.0f} tasks/s ({backlog:,} left pending):"
             f" p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {latencies[-1]:.1f} ms"
         )
-        assert rate >= LOADED, f"the pool only ran {rate:,.0f} tasks/s: not a loaded UI"
+        saturated = backlog >= SATURATED and rate >= 0.1 * RATE  # a backlog, and working on it
+        assert rate >= 0.9 * RATE or saturated, (
+            f"{rate:,.0f} tasks/s with {backlog:,} pending: the pool was neither keeping up with"
+            f" {RATE:,}/s nor saturated, so this was not the UI under load"
+        )
         # p95, not the maximum: on a 2-core machine one press in 30 can land behind a GC pass
         # or another process's time slice; a UI that blocks on the pool fails both bounds.
         assert p95 < 100, sorted(keyed, reverse=True)[:5]
