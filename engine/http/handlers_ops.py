@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -99,21 +100,7 @@ async def audit_log(request: web.Request) -> web.Response:
     """GET /v1/audit[?limit=] → {"entries": [...]}: operator actions, newest first."""
     query = read_query(request, AuditQuery)
     entries = await ctx(request).broker.audit_log(query.limit)
-    views = [
-        AuditView(
-            id=e.id,
-            at_ms=e.at_ms,
-            action=e.action,
-            scope=e.scope,
-            result=e.result,
-            via=e.via,
-            host=e.host,
-            user=e.user,
-            undo=e.undo or None,
-            held=e.held or None,
-        )
-        for e in entries
-    ]
+    views = [msgspec.convert(e, AuditView, from_attributes=True) for e in entries]
     return reply(AuditLog(entries=views))
 
 

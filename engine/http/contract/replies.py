@@ -73,8 +73,8 @@ class AuditView(Reply):
     via: str
     host: str
     user: str
-    undo: str | None = None
-    held: int | None = None
+    undo: str = ""  # left out when empty, like held when 0 (omit_defaults)
+    held: int = 0
 
 
 class AuditLog(Reply):
