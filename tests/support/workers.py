@@ -97,7 +97,12 @@ async def wait_exit(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> i
 
 
 async def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM every one of `procs`; each must exit with 0 (its log is the failure message)."""
+    """SIGTERM every one of `procs` once it is up; each must exit with 0 (its log is the
+    failure message). A process still importing when the signal lands dies by the signal's
+    default action (-15) before the worker could install its handler: that is the OS, not the
+    drain under test (seen in CI when the others had finished the work first)."""
+    for proc in procs:
+        await wait_running(proc)
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
