@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from spool_console.audit_cmd import add_audit, run_audit
 from spool_console.cli_output import (
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -393,4 +394,5 @@ COMMANDS: tuple[Command, ...] = (
             _cancel),
     Command("schedules", "the periodic tasks, with their last and next run", add_schedules,
             run_schedules),
+    Command("audit", "operator actions (console, CLI, API), newest first", add_audit, run_audit),
 )

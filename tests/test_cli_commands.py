@@ -364,3 +364,19 @@ def test_cancel_by_id(cli: Cli, redis_url: str, prefix: str) -> None:
     entries = _audit_log(redis_url, prefix)
     assert [(e.action, e.via) for e in entries][:2] == [("cancel", "cli"), ("cancel", "cli")]
     assert entries[1].scope == f"mail/{later['id']}" and entries[1].result.startswith("cancelled")
+
+
+def test_audit_lists_operator_actions_newest_first(cli: Cli) -> None:
+    assert cli("audit") == (0, "no action recorded yet\n", "")
+    cli("pause", "mail")
+    cli("resume", "mail")
+    entries = cli.json("audit")["entries"]
+    assert [(e["action"], e["scope"], e["via"]) for e in entries] == [
+        ("resume", "queue mail", "cli"),
+        ("pause", "queue mail", "cli"),
+    ]
+    assert [e["id"] for e in cli.json("audit", "--limit", "1")["entries"]] == [entries[0]["id"]]
+    code, out, _ = cli("audit")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["WHEN", "ACTION", "SCOPE"]
+    code, _, err = cli("audit", "--limit", "0")
+    assert code == EXIT_USAGE and "--limit" in err and len(err.splitlines()) == 1
