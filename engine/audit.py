@@ -88,6 +88,12 @@ class AuditEntry:
             **({"undo": self.undo, "held": str(self.held)} if self.undo else {}),
         }
 
+    def cells(self) -> tuple[str, str, str, str, str, str]:
+        """when (local MM-DD HH:MM:SS), action, scope, result, via, who (user@host): the
+        columns the console's audit screen and `spool-console audit` both show."""
+        when = time.strftime("%m-%d %H:%M:%S", time.localtime(self.at_ms / 1000))
+        return (when, self.action, self.scope, self.result, self.via, f"{self.user}@{self.host}")
+
     @classmethod
     def from_fields(cls, entry_id: str, fields: dict[Any, Any]) -> AuditEntry:
         """Inverse of `fields` (missing fields are empty)."""

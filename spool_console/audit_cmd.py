@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from typing import TYPE_CHECKING
 
 from spool_console.cli_output import EXIT_OK, Output
@@ -24,18 +23,7 @@ async def run_audit(broker: Broker, args: argparse.Namespace, out: Output) -> in
     if out.as_json:
         out.json({"entries": [_doc(e) for e in entries]})
         return EXIT_OK
-    rows = [
-        (
-            dt.datetime.fromtimestamp(e.at_ms / 1000).strftime("%m-%d %H:%M:%S"),
-            e.action,
-            e.scope,
-            e.result,
-            e.via,
-            f"{e.user}@{e.host}",
-            e.undo,
-        )
-        for e in entries
-    ]
+    rows = [(*e.cells(), e.undo) for e in entries]
     out.table(
         ("when", "action", "scope", "result", "via", "who", "undo"),
         rows,

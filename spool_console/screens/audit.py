@@ -95,15 +95,7 @@ class AuditScreen(ModalScreen[None]):
         table.sync(
             (
                 e.id,
-                (
-                    dt.datetime.fromtimestamp(e.at_ms / 1000).strftime("%m-%d %H:%M:%S"),
-                    e.action,
-                    e.scope,
-                    e.result,
-                    e.via,
-                    f"{e.user}@{e.host}",
-                    "" if self.read_only else _undo_cell(e, now_ms),
-                ),
+                (*e.cells(), "" if self.read_only else _undo_cell(e, now_ms)),
             )
             for e in entries
         )
