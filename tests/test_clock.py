@@ -53,3 +53,48 @@ async def test_a_worker_clock_120_s_off_does_not_skew_stage_timings(
     assert 0 <= p50["end_to_end"] < 5_000
     assert 0 <= p50["fetch"] < 5_000
     assert abs(pool.server_clock.offset_s + SKEW_S) < 0.5
+
+
+class BusyLoopWall:
+    """A host clock read by a process whose loop is sometimes busy.
+
+    While `busy_s` is set, every second reading (the one after a `TIME` reply) comes that
+    much late, as when the reply waits behind other work; `step_s` moves the clock.
+    """
+
+    def __init__(self) -> None:
+        self.busy_s = 0.0
+        self.step_s = 0.0
+        self._reads = 0
+
+    def __call__(self) -> float:
+        self._reads += 1
+        late = self.busy_s if self._reads % 2 == 0 else 0.0
+        return time.time() + self.step_s + late
+
+
+async def test_a_slow_round_trip_does_not_replace_a_good_offset(redis: Redis) -> None:
+    wall = BusyLoopWall()
+    clock = ServerClock(redis, wall=wall)
+    await clock.sync()
+    assert abs(clock.offset_s) < 0.005 and clock.error_bound_s() < 0.005
+    wall.busy_s = 0.080  # every reply read 80 ms late: a midpoint 40 ms off
+    await clock.sync()
+    # The 80 ms round trip (bound 40 ms) loses to the held estimate (bound < 5 ms); taking it
+    # stamped tasks finished 40 ms before they were enqueued.
+    assert abs(clock.offset_s) < 0.005, clock.offset_s
+    wall.busy_s, wall.step_s = 0.0, SKEW_S  # NTP stepped the host clock
+    await clock.sync()
+    assert abs(clock.offset_s + SKEW_S) < 0.005, clock.offset_s
+
+
+async def test_a_busy_first_sync_is_bounded_loosely_then_replaced(redis: Redis) -> None:
+    wall = BusyLoopWall()
+    wall.busy_s = 0.030
+    clock = ServerClock(redis, wall=wall)
+    await clock.sync()
+    assert clock.rtt_s is not None and clock.rtt_s >= 0.030
+    assert clock.error_bound_s() >= 0.015  # the bound admits the midpoint's error
+    wall.busy_s = 0.0
+    await clock.sync()  # the next quiet sync replaces it
+    assert clock.error_bound_s() < 0.005 and abs(clock.offset_s) < 0.005
