@@ -1,6 +1,6 @@
 """`cancel ID` and `schedules`: stop a task from a shell, and list the periodic tasks.
 
-Both call what the console and the HTTP API call (`engine.cancel.cancel_task`,
+Both call what the console and the HTTP API call (`engine.cancel.cancel_and_report`,
 `engine.schedule.list_schedules`); a cancel is recorded in the audit trail like theirs.
 """
 
@@ -28,22 +28,17 @@ def add_cancel(p: argparse.ArgumentParser) -> None:
 async def run_cancel(broker: Broker, args: argparse.Namespace, out: Output, audit: Audit) -> int:
     """Cancel a pending or scheduled task, or ask a running one's worker to stop it."""
     from engine import cancel as cancel_ops
-    from engine import queues as queue_ops
 
     if args.queue is not None:
         broker.keys(args.queue)  # a bad name is refused before any read (ValueError)
-    info = await queue_ops.task_status(broker, args.task_id, args.queue)
-    if info is None:
+    outcome = await cancel_ops.cancel_and_report(broker, args.task_id, args.queue)
+    if outcome is None:
         raise CommandError(EXIT_NOT_FOUND, f"no task {args.task_id} (or it expired)")
-    done = await cancel_ops.cancel_task(broker, args.task_id, info.queue)
-    after = await queue_ops.task_status(broker, args.task_id, info.queue)
-    state = str(after.state) if after is not None else None
-    result = f"cancelled, now {state}" if done else f"nothing to do ({state})"
-    await audit(broker, "cancel", f"{info.queue}/{args.task_id}", result)
+    await audit(broker, "cancel", outcome.scope, outcome.result)
     if out.as_json:
-        out.json({"id": args.task_id, "cancelled": done, "state": state})
+        out.json({"id": args.task_id, "cancelled": outcome.cancelled, "state": outcome.state})
     else:
-        out.line(f"{args.task_id}: {result}")
+        out.line(f"{args.task_id}: {outcome.result}")
     return EXIT_OK
 
 

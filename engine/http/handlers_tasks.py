@@ -119,10 +119,15 @@ async def _status(c: HttpContext, task_id: str, queue: str | None) -> TaskInfo |
         raise ApiError(400, "invalid_request", str(exc)) from None
 
 
+def _missing(task_id: str) -> ApiError:
+    """The 404 for a task that is unknown or whose result expired."""
+    return ApiError(404, "not_found", f"no task {task_id!r} (unknown, or its result expired)")
+
+
 def _found(task_id: str, info: TaskInfo | None) -> TaskInfo:
     """`info`, or a 404 when there is none."""
     if info is None:
-        raise ApiError(404, "not_found", f"no task {task_id!r} (unknown, or its result expired)")
+        raise _missing(task_id)
     return info
 
 
@@ -131,13 +136,16 @@ async def cancel_task(request: web.Request) -> web.Response:
     c = ctx(request)
     task_id = request.match_info["id"]
     query = read_query(request, TaskQuery)
-    info = _found(task_id, await _status(c, task_id, query.queue))
-    done = await cancel_ops.cancel_task(c.broker, task_id, info.queue)
-    after = await queue_ops.task_status(c.broker, task_id, info.queue)
-    state = str(after.state) if after is not None else None
-    result = f"cancelled, now {state}" if done else f"nothing to do ({state})"
-    await audit.record(request, "cancel", f"{info.queue}/{task_id}", result)
-    return reply(CancelReply(id=task_id, cancelled=done, state=state))  # type: ignore[arg-type]
+    try:
+        outcome = await cancel_ops.cancel_and_report(c.broker, task_id, query.queue)
+    except ValueError as exc:  # an invalid queue name
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    if outcome is None:
+        raise _missing(task_id)
+    await audit.record(request, "cancel", outcome.scope, outcome.result)
+    return reply(
+        CancelReply(id=task_id, cancelled=outcome.cancelled, state=outcome.state)  # type: ignore[arg-type]
+    )
 
 
 async def list_schedules(request: web.Request) -> web.Response:

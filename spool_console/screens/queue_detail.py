@@ -201,17 +201,20 @@ class QueueDetailScreen(QueueActions):
     async def _cancel_task(self, task_id: str) -> None:
         queue = self.queue
         try:
-            done = await self.host.call(lambda b: cancel_ops.cancel_task(b, task_id, queue))
+            outcome = await self.host.call(
+                lambda b: cancel_ops.cancel_and_report(b, task_id, queue)
+            )
         except Exception as exc:
             self.notify(f"could not cancel: {exc}", severity="error")
             return
-        if done:
-            self.notify(f"cancelled task {task_id[:12]}")
+        if outcome is None:
+            self.notify(f"task {task_id[:12]} is gone (ended and expired)", severity="warning")
+            return
+        if outcome.cancelled:
+            self.notify(f"cancelled task {task_id[:12]}, now {outcome.state}")
         else:
             self.notify(f"task {task_id[:12]} had already ended", severity="warning")
-        await self.host.audit(
-            "cancel", f"{queue}/{task_id}", "cancelled" if done else "nothing to do (ended)"
-        )
+        await self.host.audit("cancel", outcome.scope, outcome.result)
         self.host.refresh_soon()
         self._peek()
 
