@@ -236,3 +236,57 @@ async def test_error_groups_show_whole_messages_at_160_columns(redis_url, prefix
         groups = screen.query_one("#groups", VimTable)
         await wait_until(pilot, lambda: groups.row_count == 1, what="one group")
         await wait_until(pilot, lambda: message in screen_text(app), what="whole message")
+
+
+async def test_the_highlighted_group_shows_its_error_whole_under_the_table(
+    redis_url, prefix, redis
+) -> None:
+    # Longer than the table's Error column at 160 columns (about 45 characters) and than its
+    # 80-character cut: the line under the table carries all of it.
+    long_error = "upstream inventory service refused the reservation: " + "x" * 60 + " END"
+    await seed(redis, prefix, [("stock.reserve", long_error), ("mail.send", "smtp 421 busy")])
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_dead(pilot, 2)
+        groups = screen.query_one("#groups", VimTable)
+        detail = screen.query_one("#group-error")
+        await wait_until(pilot, lambda: groups.row_count == 2, what="two groups")
+        await pilot.press("e")
+        for _ in range(2):  # each row in turn: the line follows the cursor
+            group = next(g for g in screen.groups if g.fingerprint == groups.cursor_key)
+            await wait_until(
+                pilot,
+                lambda g=group: g.sample_error in str(detail.render()),
+                what=f"whole error of {group.tasks}",
+            )
+            assert f"task {group.tasks[0]}" in str(detail.render())
+            await pilot.press("j")
+        cells = [str(c) for row in (0, 1) for c in groups.get_row_at(row)]
+        assert long_error not in "".join(cells)  # the table itself cuts it
+
+
+async def test_at_80_columns_the_groups_take_the_width_and_hide_the_letters(
+    redis_url, prefix, redis
+) -> None:
+    long_error = "upstream inventory service refused the reservation for order 88231"
+    await seed(redis, prefix, [("stock.reserve", long_error), ("mail.send", "smtp 421 busy")])
+    app = make_app(make_settings(redis_url, prefix))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_dead(pilot, 2)
+        box, items = screen.query_one("#groups-box"), screen.query_one("#items-box")
+        assert not box.display
+        await pilot.press("e")
+        await wait_until(pilot, lambda: box.display and box.size.width >= 70, what="wide groups")
+        assert not items.display
+        # The letters are out of sight, so nothing acts on the one under their cursor.
+        assert not screen.check_action("delete", ()) and not screen.check_action("mark", ())
+        groups = screen.query_one("#groups", VimTable)
+        await wait_until(pilot, lambda: groups.row_count == 2, what="two groups")
+        by_key = {g.fingerprint: g for g in screen.groups}
+        while "inventory" not in by_key[groups.cursor_key].sample_error:
+            await pilot.press("j")
+        await wait_until(pilot, lambda: long_error in screen_text(app), what="its whole error")
+        await pilot.press("enter")  # choose it: back to the letters, filtered
+        await wait_until(pilot, lambda: len(dead_rows(app)) == 1, what="group applied")
+        assert items.display and not box.display
+        assert screen.check_action("delete", ())

@@ -26,12 +26,15 @@ from spool_console.engine_host import ConsoleSnapshot
 from spool_console.screens.base import SpoolScreen
 from spool_console.screens.confirm import ConfirmScreen
 from spool_console.screens.detail import DetailScreen, as_json, fmt_ms_time, record_view
+from widgets.error_groups import ErrorGroupsPane
 from widgets.vim_table import VimTable
 
 PAGE = 500
 #: A dead-letter action given the undo token it runs under ("" unless it is a delete).
 Act = Callable[[Broker, str], Awaitable[int]]
 RELOAD_EVERY_S = 5.0
+#: Actions on the dead letters under the cursor or marked (not on a filter or group).
+_ON_ITEMS = frozenset({"mark", "requeue", "delete"})
 
 
 def _clock(ms: int) -> str:
@@ -97,11 +100,16 @@ class DeadScreen(SpoolScreen):
     DeadScreen .panel:focus-within { border: round $accent; }
     DeadScreen #groups-box { width: 3fr; }
     DeadScreen #items-box { width: 4fr; }
+    /* No sideways scrolling: a dead letter's whole error is one enter away, and the
+       horizontal scrollbar only drew a stray bar under the table. */
+    DeadScreen #dead { overflow-x: hidden; }
     DeadScreen #filter { display: none; height: 3; }
     DeadScreen #filter.-shown { display: block; }
     DeadScreen #scope { height: 1; padding: 0 1; color: $text-muted; }
     DeadScreen.-narrow #groups-box { display: none; }
-    DeadScreen.-narrow #groups-box.-shown { display: block; width: 1fr; }
+    /* Narrow: the groups, when asked for (e), take the whole width until one is chosen. */
+    DeadScreen.-narrow.-groups-shown #groups-box { display: block; width: 1fr; }
+    DeadScreen.-narrow.-groups-shown #items-box { display: none; }
     """
 
     def __init__(self) -> None:
@@ -119,11 +127,8 @@ class DeadScreen(SpoolScreen):
     def compose(self) -> ComposeResult:
         yield self.compose_status()
         with Horizontal(id="dead-main"):
-            with Vertical(id="groups-box", classes="panel") as box:
+            with ErrorGroupsPane(id="groups-box", classes="panel") as box:
                 box.border_title = "Error groups (enter filters)"
-                yield VimTable(
-                    ("Count", "count"), ("Last", "last"), ("Error", "error"), id="groups"
-                )
             with Vertical(id="items-box", classes="panel") as box:
                 box.border_title = "Dead letters"
                 yield Input(
@@ -148,6 +153,18 @@ class DeadScreen(SpoolScreen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 110, "-narrow")
+        self.refresh_bindings()
+
+    def _show_groups(self, shown: bool) -> None:
+        self.set_class(shown, "-groups-shown")
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # While the groups cover a narrow screen, the letters are hidden: nothing may act on
+        # the one under their cursor unseen (the footer drops those keys meanwhile).
+        if action in _ON_ITEMS and self.has_class("-narrow", "-groups-shown"):
+            return False
+        return super().check_action(action, parameters)
 
     # -- data -------------------------------------------------------------------------------
     @property
@@ -221,13 +238,7 @@ class DeadScreen(SpoolScreen):
                 )
             )
         self.query_one("#dead", VimTable).sync(rows)
-        now = time.time()
-        grows = []
-        for g in self.groups:
-            ago = f"{max(0.0, now - g.last_seen_ms / 1000):,.0f}s"
-            label = ("▶ " if g.fingerprint == self.group else "") + g.sample_error
-            grows.append((g.fingerprint, (f"{g.count:,}", ago, label[:80])))
-        self.query_one("#groups", VimTable).sync(grows)
+        self.query_one(ErrorGroupsPane).show(self.groups, self.group)
         self._show_scope()
 
     def _show_scope(self) -> None:
@@ -263,27 +274,26 @@ class DeadScreen(SpoolScreen):
         self.group = None
         box.value = ""
         box.remove_class("-shown")
-        self.query_one("#groups-box").remove_class("-shown")
+        self._show_groups(False)
         self.query_one("#groups", VimTable).move_cursor(row=0)  # off the group just dropped
         self.query_one("#dead", VimTable).focus()
         self.reload()
 
     def action_groups(self) -> None:
         """`e`: focus the error groups (shows them on narrow terminals)."""
-        box = self.query_one("#groups-box")
         table = self.query_one("#groups", VimTable)
         if table.has_focus:
-            box.remove_class("-shown")
+            self._show_groups(False)
             self.query_one("#dead", VimTable).focus()
         else:
-            box.add_class("-shown")
+            self._show_groups(True)
             table.focus()
 
     def choose_group(self, fingerprint: str | None) -> None:
         """Filter the table to one error group (the same group again drops it)."""
         self.group = None if fingerprint == self.group else fingerprint
         self.marked.clear()
-        self.query_one("#groups-box").remove_class("-shown")
+        self._show_groups(False)
         self.reload()
         self.query_one("#dead", VimTable).focus()
 
