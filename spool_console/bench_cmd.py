@@ -87,12 +87,19 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         dest="sample_every_s",
         help="soak: seconds between samples (default 30)",
     )
+    p.add_argument(
+        "--console",
+        action="store_true",
+        help="soak: the worker is the console itself (UI on a 160x45 pseudo-terminal)",
+    )
 
 
 def params_from_args(args: argparse.Namespace) -> BenchParams:
     """BenchParams of the parsed flags (unset flags keep the type's defaults)."""
     from engine.bench import BenchParams
 
+    if args.console:
+        raise ValueError("--console applies only to --type soak")
     overrides = {
         name: getattr(args, name)
         for name in (

@@ -45,6 +45,7 @@ def soak_params(args: argparse.Namespace) -> SoakParams:
         "sample_every_s": args.sample_every_s,
         "concurrency": args.workers,
         "task": args.task,
+        "console": args.console,
     }
     return SoakParams(**{k: v for k, v in values.items() if v is not None})
 

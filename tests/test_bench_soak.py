@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from support.bench_keys import leftover_keys
 
 from engine.bench.soak import SoakParams, SoakReport, SoakSample
 from spool_console.bench_cmd import main
+
+pytestmark = pytest.mark.usefixtures("bench_prefixes")
 
 
 def _sample(at_s: float, worker: float, p99: float) -> SoakSample:
@@ -50,4 +53,23 @@ async def test_small_soak_reports_every_interval(
     assert all(s["worker_rss_mb"] > 5 and s["producer_rss_mb"] > 5 for s in samples)
     assert any(s["p99_ms"] > 0 for s in samples)
     assert (tmp_path / "soak.txt").read_text().startswith("soak: spool.noop at 300/s")
-    assert not [k async for k in redis.scan_iter(match="spoolbench-*", count=1000)]
+    assert await leftover_keys(redis) == []
+
+
+async def test_console_soak_runs_the_console_app_as_the_worker(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--type", "soak", "--console", "--rate", "200", "--duration", "2"]
+    argv += ["--sample-every", "1", "--redis-url", redis_url, "--json"]
+    code = await asyncio.to_thread(main, argv)
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0, doc
+    assert doc["params"]["console"] is True
+    assert doc["samples"][-1]["completed"] == 400 and doc["dead"] == 0
+    # The console (Textual, its screens, the pool) is a bigger process than a --no-ui worker.
+    assert all(s["worker_rss_mb"] > 40 for s in doc["samples"])
+
+
+def test_console_flag_is_only_for_a_soak(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--type", "quick", "--console"]) == 2
+    assert "--console applies only to --type soak" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class Fleet:
         self.queue = queue
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
+        #: pid -> master end of the pseudo-terminal of a console child.
+        self._terminals: dict[int, int] = {}
 
     def spawn(self, count: int, concurrency: int | None, min_w: int, max_w: int) -> None:
         """Start `count` children (non-blocking)."""
@@ -57,6 +60,37 @@ class Fleet:
                 )
             finally:
                 log.close()  # the child holds its own descriptor
+
+    def spawn_console(self, concurrency: int, columns: int = 160, rows: int = 45) -> None:
+        """Start one `spool-console` (the UI and its local pool) on a pseudo-terminal.
+
+        What a console left open costs is the soak's question too (issue 15), so the child is
+        the real app drawing its dashboard into a `columns`×`rows` terminal whose output a
+        thread reads and drops (an unread terminal would block the app's writes).
+        """
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        env = {k: v for k, v in os.environ.items() if k not in ("SPOOL_HTTP", "SPOOL_TASKS")}
+        env["TERM"] = "xterm-256color"
+        cmd = [
+            sys.executable, "-m", "spool_console.cli",
+            "--redis-url", self.redis_url, "--prefix", self.prefix, "--queue", self.queue,
+            "--concurrency", str(concurrency), "--grace", "5",
+        ]  # fmt: skip
+        try:
+            proc = subprocess.Popen(
+                cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+            )
+        finally:
+            os.close(slave)
+        self.procs.append(proc)
+        self._terminals[proc.pid] = master
+        threading.Thread(target=_discard, args=(master,), daemon=True).start()
 
     async def wait_registered(
         self, redis: Redis, workers_key: str, want: int, timeout_s: float
@@ -81,11 +115,16 @@ class Fleet:
         return logs[-1].read_text(errors="replace")[-800:]
 
     async def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM every child (graceful drain), then SIGKILL what is still running."""
+        """Ask every child to leave (ctrl+q to a console, SIGTERM to a worker: both drain),
+        then SIGKILL what is still running."""
         for p in self.procs:
             if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.send_signal(signal.SIGTERM)
+                terminal = self._terminals.get(p.pid)
+                with contextlib.suppress(ProcessLookupError, OSError):
+                    if terminal is not None:
+                        os.write(terminal, b"\x11")
+                    else:
+                        p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for p in self.procs:
             while p.poll() is None and time.monotonic() < deadline:
@@ -94,11 +133,22 @@ class Fleet:
                 p.kill()
                 await asyncio.to_thread(p.wait)
         self.procs.clear()
+        self._terminals.clear()  # each closes with its reader thread
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the children still running."""
         return [p.pid for p in self.procs if p.poll() is None]
+
+
+def _discard(terminal: int) -> None:
+    """Read a console child's screen output until the child is gone, then close the terminal."""
+    try:
+        with contextlib.suppress(OSError):  # EIO once no process holds the other end
+            while os.read(terminal, 65536):
+                pass
+    finally:
+        os.close(terminal)
 
 
 def rss_mb(pids: list[int]) -> float:

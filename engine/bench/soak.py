@@ -48,6 +48,8 @@ class SoakParams:
     concurrency: int = 16
     task: str = "spool.noop"
     warmup_s: float | None = None
+    #: Run the console (its UI on a 160×45 pseudo-terminal, and its local pool) as the worker.
+    console: bool = False
 
     def __post_init__(self) -> None:
         parse_task(self.task)
@@ -144,7 +146,8 @@ class SoakReport:
         """A plain-text report: the samples table, then the verdict figures."""
         p = self.params
         lines = [
-            f"soak: {p.task} at {p.rate:,.0f}/s for {p.duration_s:,.0f} s, one worker process"
+            f"soak: {p.task} at {p.rate:,.0f}/s for {p.duration_s:,.0f} s, one"
+            f" {'console (160x45 terminal)' if p.console else 'worker'} process"
             f" at concurrency {p.concurrency}; {self.redis}; {self.cores} cores,"
             f" load {self.load_start} at start, {self.load_end} at end",
             "",
@@ -234,7 +237,10 @@ async def run_soak(
         fleet = Fleet(redis_url, prefix, QUEUE, Path(logs))
         prod_task: asyncio.Task[None] | None = None
         try:
-            fleet.spawn(1, params.concurrency, params.concurrency, params.concurrency)
+            if params.console:
+                fleet.spawn_console(params.concurrency)
+            else:
+                fleet.spawn(1, params.concurrency, params.concurrency, params.concurrency)
             await fleet.wait_registered(redis, broker.globals.workers, 1, 60.0)
             worker_pid = fleet.pids[0] if fleet.pids else None
             total = max(1, round(params.rate * params.duration_s))
