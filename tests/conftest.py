@@ -1,4 +1,5 @@
-"""Shared fixtures: one real server per session, a clean key prefix per test, private servers."""
+"""Shared fixtures: one real server per test process (each pytest-xdist worker starts its own
+embedded one), a clean key prefix per test, private servers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import pytest_asyncio
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from support import bench_keys
 from support.workers import Procs
 
 from engine.connection import open_redis
@@ -109,3 +111,9 @@ def procs(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Procs]:
         yield p
     finally:
         p.cleanup()
+
+
+@pytest.fixture
+def bench_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record the benchmark prefixes this test uses (`support.bench_keys.leftover_keys`)."""
+    bench_keys.track(monkeypatch)

@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from support.bench_keys import leftover_keys
 
 from engine.bench import BenchParams, BenchProgress, BenchReport, run_benchmark
 from engine.bench.report import StageRow
 from spool_console.bench_cmd import main
 
+pytestmark = pytest.mark.usefixtures("bench_prefixes")
 SMALL = {"mem_probe_tasks": 100, "settle_timeout_s": 30.0}
-
-
-async def _leftover_keys(redis: Redis) -> list[bytes]:
-    return [k async for k in redis.scan_iter(match="spoolbench-*", count=1000)]
 
 
 def _check_consistent(report: BenchReport) -> None:
@@ -49,7 +47,7 @@ async def test_quick(redis_url: str, redis: Redis) -> None:
     _check_consistent(report)
     assert report.type == "quick" and report.mode == "drain" and report.workers == "4"
     assert seen and seen[-1].phase == "done" and seen[-1].done == 200
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 async def test_scalability_with_two_processes(redis_url: str, redis: Redis) -> None:
@@ -61,7 +59,7 @@ async def test_scalability_with_two_processes(redis_url: str, redis: Redis) -> N
         assert row.tasks == 200 and row.errors == 0 and row.throughput > 0
         assert row.p50_ms <= row.p99_ms
     assert "## scalability" in report.to_text()
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 async def test_profiled_writes_files(redis_url: str, redis: Redis, tmp_path: Path) -> None:
@@ -71,7 +69,7 @@ async def test_profiled_writes_files(redis_url: str, redis: Redis, tmp_path: Pat
     assert (tmp_path / "cpu.prof").stat().st_size > 0
     assert "top allocation sites" in (tmp_path / "memory.txt").read_text()
     assert len(report.profile) == 15
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 async def test_custom_rate_with_low_backlog(redis_url: str, redis: Redis) -> None:
@@ -84,7 +82,7 @@ async def test_custom_rate_with_low_backlog(redis_url: str, redis: Redis) -> Non
     assert [s.stage for s in report.priority_wait] == ["queue_wait", "end_to_end"]
     assert report.priority_wait[0].count == 300
     assert report.producer_lag_max_ms is not None and report.achieved_rate
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 async def test_burst_small(redis_url: str, redis: Redis) -> None:
@@ -93,7 +91,7 @@ async def test_burst_small(redis_url: str, redis: Redis) -> None:
     _check_consistent(report)
     assert report.workers == "auto 5-30" and report.drain_s is not None
     assert "## auto-scaler decisions" in report.to_text()
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 async def test_latency_waits_are_measured_by_the_handler_in_another_process(
@@ -111,7 +109,7 @@ async def test_latency_waits_are_measured_by_the_handler_in_another_process(
     assert queue_wait is not None and queue_wait.count == 200
     assert report.redis_cpu_us_per_task is not None and report.redis_cpu_us_per_task > 0
     assert "start_wait.p99" in report.to_text()
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 async def test_sustained_small(redis_url: str, redis: Redis) -> None:
@@ -122,7 +120,7 @@ async def test_sustained_small(redis_url: str, redis: Redis) -> None:
     _check_consistent(report)
     assert report.tasks == 300 and report.series
     assert all(p.rss_mb > 0 for p in report.series)
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 def _sample(**changes: object) -> BenchReport:
@@ -227,7 +225,7 @@ async def test_cancel_event_stops_early_and_cleans_up(redis_url: str, redis: Red
     report = await run_benchmark(redis_url, params, progress=on_progress, cancel=cancel)
     assert time.monotonic() - started < 10
     assert report.completed < report.tasks and "cancelled by caller" in report.notes
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 async def test_task_cancellation_still_cleans_up(redis_url: str, redis: Redis) -> None:
@@ -243,7 +241,7 @@ async def test_task_cancellation_still_cleans_up(redis_url: str, redis: Redis) -
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
-    assert await _leftover_keys(redis) == []
+    assert await leftover_keys(redis) == []
 
 
 async def test_priority_wait_rows_are_not_swapped(redis_url: str) -> None:
