@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.broker import Broker, _s
+from engine.keys import HASHTABLE_MEMBER
 from engine.queues import _info_from_payload
 from engine.task import TaskInfo, TaskState
 
@@ -96,9 +97,10 @@ async def _zset_page(
 ) -> TaskPage:
     _check(offset, count)
     async with broker.redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(key)
+        pipe.zcount(key, "-inf", "(inf")  # `active` holds HASHTABLE_MEMBER at +inf
         pipe.zrange(key, offset, offset + count - 1, withscores=True)
         total, raw = await pipe.execute()
+    raw = [(member, score) for member, score in raw if _s(member) != HASHTABLE_MEMBER]
     ids = [_s(member) for member, _ in raw]
     tasks = await _infos(broker, queue, state, ids, [score for _, score in raw])
     return TaskPage(view, offset, int(total), tasks)

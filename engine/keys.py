@@ -10,6 +10,11 @@ from dataclasses import dataclass
 
 from engine.config import validate_name
 
+#: A member of every queue's `active` zset (score +inf) and field of its `lease` hash that keeps
+#: them hash tables, not listpacks (see engine/lua/common.lua). No task id can be it: ids have
+#: no spaces or '|'. Readers that count or list `active` leave it out.
+HASHTABLE_MEMBER = "| spool: keeps this a hash table; a listpack scans on every lookup |"
+
 
 @dataclass(frozen=True, slots=True)
 class GlobalKeys:
@@ -96,11 +101,11 @@ class QueueKeys:
         self.tasks = f"{base}:tasks"  # id -> immutable payload JSON
         self.att = f"{base}:att"  # id -> deliveries so far
         self.crash = f"{base}:crash"  # id -> lease expiries so far
-        self.lease = f"{base}:lease"  # id -> current lease token ("rand|worker")
+        self.lease = f"{base}:lease"  # id -> lease token ("rand|worker"), + HASHTABLE_MEMBER
         self.ea = f"{base}:ea"  # id -> enqueued-at, server µs
         self.ready = f"{base}:ready"  # id -> became runnable again (promoted, reaped), µs
         self.lasterr = f"{base}:lasterr"  # id -> last error JSON (retrying tasks)
-        self.active = f"{base}:active"  # zset id -> lease deadline ms
+        self.active = f"{base}:active"  # zset id -> lease deadline ms, + HASHTABLE_MEMBER
         self.scheduled = f"{base}:scheduled"  # zset id -> due ms
         self.dead = f"{base}:dead"  # zset id -> died-at ms
         self.dead_info = f"{base}:dead_info"  # id -> dead record JSON

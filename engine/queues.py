@@ -43,7 +43,7 @@ async def queue_stats(broker: Broker, queue: str) -> QueueStats:
         for key in keys.pending_keys:
             pipe.llen(key)
         pipe.zcard(keys.scheduled)
-        pipe.zcard(keys.active)
+        pipe.zcount(keys.active, "-inf", "(inf")  # not HASHTABLE_MEMBER (at +inf)
         pipe.zcard(keys.dead)
         pipe.exists(keys.paused)
         pipe.hmget(keys.meta, "late", "evicted")

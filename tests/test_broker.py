@@ -16,8 +16,10 @@ from redis.backoff import ConstantBackoff
 
 from engine import codec
 from engine.broker import Broker
+from engine.browse import active_page
 from engine.config import EngineConfig
 from engine.connection import open_redis
+from engine.keys import HASHTABLE_MEMBER
 from engine.outcomes import backoff_delay_s, failed, succeeded
 from engine.queues import queue_stats, task_status
 from engine.task import FetchedTask, TaskSpec, TaskState
@@ -287,11 +289,39 @@ async def test_fetch_leases_into_active_with_fresh_tokens(redis: Redis, prefix: 
     assert first[0].token.endswith("|w1") and second[0].token.endswith("|w2")
     keys = broker.keys(Q)
     deadlines = dict(await redis.zrange(keys.active, 0, -1, withscores=True))
+    assert deadlines.pop(HASHTABLE_MEMBER.encode()) == float("inf")
     assert len(deadlines) == 3
     for score in deadlines.values():
         assert before + 30_000 <= score <= await server_ms(redis) + 30_000
     stats = await queue_stats(broker, Q)
     assert (stats.pending, stats.active) == (0, 3)
+
+
+async def test_active_and_lease_are_hash_tables_that_no_reader_counts_as_a_task(
+    redis: Redis, prefix: str
+) -> None:
+    # Listpacks (Redis's form for small zsets and hashes) scan every entry on each lookup; the
+    # member that keeps these two hash tables must not show up as a task anywhere.
+    broker = make_broker(redis, prefix, lease_s=0.05)
+    keys = broker.keys(Q)
+    await broker.enqueue([TaskSpec(name="t", queue=Q) for _ in range(2)])
+    held = (await broker.fetch(Q, 2, "w")).tasks
+    assert len(held) == 2
+    assert await redis.object("encoding", keys.active) == b"skiplist"
+    assert await redis.object("encoding", keys.lease) == b"hashtable"
+    assert (await queue_stats(broker, Q)).active == 2
+    page = await active_page(broker, Q)
+    assert page.total == 2 and sorted(t.id for t in page.tasks) == sorted(t.id for t in held)
+    # Leases run out: the reaper requeues the two tasks and leaves the member alone.
+    reaped = await poll(lambda: _reap_requeued(broker))
+    assert reaped.requeued == 2 and reaped.dead == 0
+    assert (await queue_stats(broker, Q)).active == 0
+    assert (await active_page(broker, Q)).tasks == ()
+    assert await redis.zscore(keys.active, HASHTABLE_MEMBER) == float("inf")
+    again = (await broker.fetch(Q, 2, "w")).tasks
+    assert len(again) == 2 and HASHTABLE_MEMBER not in {t.id for t in again}
+    await broker.settle(Q, [succeeded(t, None, 0, 1) for t in again])
+    assert (await queue_stats(broker, Q)).active == 0
 
 
 async def test_expired_lease_is_reaped_and_refetched(redis: Redis, prefix: str) -> None:
@@ -715,7 +745,8 @@ async def test_large_batches_cross_the_script_chunk_size_whole(redis: Redis, pre
     stats = await queue_stats(broker, Q)
     assert (stats.pending, stats.active) == (0, 0)
     keys = broker.keys(Q)
-    assert await redis.hlen(keys.tasks) == 0 and await redis.hlen(keys.lease) == 0
+    assert await redis.hlen(keys.tasks) == 0
+    assert await redis.hkeys(keys.lease) == [HASHTABLE_MEMBER.encode()]  # no task's lease
     # Settling the same outcomes again is stale: nothing applied twice.
     assert await broker.settle(Q, [succeeded(t, 0, 0, 0) for t in fetched[:5]]) == [False] * 5
 

@@ -43,6 +43,15 @@ end
 -- Lua's unpack() fails past a few thousand values, so long argument lists go out in chunks
 -- (of an even size: HSET and ZADD take pairs).
 local CHUNK = 4000
+
+-- A member of `active` (score +inf: never due, never reaped) and a field of `lease` that no
+-- task id can be (ids have no spaces or '|'), longer than the 64 bytes up to which Redis keeps
+-- a small zset or hash as a listpack. A listpack lookup scans every entry (~190 instructions
+-- each), and with 64-128 tasks in flight a fetch and settle make five per task: 33 % of a
+-- drain's server instructions (callgrind, 92.2k -> 61.4k per task without listpacks). Both
+-- keys hold it from their first task on, so they are hash tables whatever their size.
+-- engine/keys.py names it too (`HASHTABLE_MEMBER`), for the readers that count or list.
+local HASHTABLE_MEMBER = '| spool: keeps this a hash table; a listpack scans on every lookup |'
 local function bulk(cmd, key, args)
   for i = 1, #args, CHUNK do
     redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))

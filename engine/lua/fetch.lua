@@ -153,6 +153,10 @@ for i, id in ipairs(ids) do
   end
 end
 if #zargs > 0 then
+  zargs[#zargs + 1] = '+inf'
+  zargs[#zargs + 1] = HASHTABLE_MEMBER
+  largs[#largs + 1] = HASHTABLE_MEMBER
+  largs[#largs + 1] = ''
   bulk('ZADD', k.active, zargs)
   bulk('HSET', k.lease, largs)
   redis.call('SET', mark, '1', 'PX', lease_ms)

