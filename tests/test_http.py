@@ -104,6 +104,17 @@ async def test_get_task_and_404(api: TestClient) -> None:
     assert (await api.get("/v1/tasks/unknown-id")).status == 404
 
 
+async def test_an_invalid_queue_name_is_a_400_on_task_routes(api: TestClient) -> None:
+    for resp in (
+        await api.get("/v1/tasks/some-id?queue=a%7Bb"),
+        await api.post("/v1/tasks/some-id/cancel?queue=a%7Bb"),
+    ):
+        body = await resp.json()
+        assert resp.status == 400, body
+        assert body["error"]["code"] == "invalid_request"
+        assert "invalid queue name 'a{b'" in body["error"]["message"]
+
+
 async def test_queues_pause_and_resume(api: TestClient) -> None:
     await api.post("/v1/tasks", json={"name": "x", "queue": "q1", "priority": "low"})
     (q,) = (await (await api.get("/v1/queues")).json())["queues"]

@@ -111,12 +111,20 @@ async def post_batch(request: web.Request) -> web.Response:
     return reply(CreatedBatch(ids=ids), 201)
 
 
-async def _status(c: HttpContext, task_id: str, queue: str | None) -> TaskInfo | None:
-    """The task's record (`queue_ops.task_status`); an invalid queue name is a 400."""
+def _check_queue(c: HttpContext, queue: str | None) -> None:
+    """A 400 for an invalid queue name, before anything is read."""
+    if queue is None:
+        return
     try:
-        return await queue_ops.task_status(c.broker, task_id, queue)
+        c.broker.keys(queue)
     except ValueError as exc:
         raise ApiError(400, "invalid_request", str(exc)) from None
+
+
+async def _status(c: HttpContext, task_id: str, queue: str | None) -> TaskInfo | None:
+    """The task's record (`queue_ops.task_status`); an invalid queue name is a 400."""
+    _check_queue(c, queue)
+    return await queue_ops.task_status(c.broker, task_id, queue)
 
 
 def _missing(task_id: str) -> ApiError:
@@ -136,10 +144,8 @@ async def cancel_task(request: web.Request) -> web.Response:
     c = ctx(request)
     task_id = request.match_info["id"]
     query = read_query(request, TaskQuery)
-    try:
-        outcome = await cancel_ops.cancel_and_report(c.broker, task_id, query.queue)
-    except ValueError as exc:  # an invalid queue name
-        raise ApiError(400, "invalid_request", str(exc)) from None
+    _check_queue(c, query.queue)
+    outcome = await cancel_ops.cancel_and_report(c.broker, task_id, query.queue)
     if outcome is None:
         raise _missing(task_id)
     await audit.record(request, "cancel", outcome.scope, outcome.result)
