@@ -42,12 +42,8 @@ class Fleet:
 
     def spawn(self, count: int, concurrency: int | None, min_w: int, max_w: int) -> None:
         """Start `count` children (non-blocking)."""
-        env = {k: v for k, v in os.environ.items() if k not in ("SPOOL_HTTP", "SPOOL_TASKS")}
-        cmd = [
-            sys.executable, "-m", "spool_console.cli", "--no-ui",
-            "--redis-url", self.redis_url, "--prefix", self.prefix, "--queue", self.queue,
-            "--status-interval", "3600", "--grace", "5",
-        ]  # fmt: skip
+        env = _child_env()
+        cmd = [*self._command(), "--no-ui", "--status-interval", "3600"]
         if concurrency is not None:
             cmd += ["--concurrency", str(concurrency)]
         else:
@@ -75,13 +71,8 @@ class Fleet:
 
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        env = {k: v for k, v in os.environ.items() if k not in ("SPOOL_HTTP", "SPOOL_TASKS")}
-        env["TERM"] = "xterm-256color"
-        cmd = [
-            sys.executable, "-m", "spool_console.cli",
-            "--redis-url", self.redis_url, "--prefix", self.prefix, "--queue", self.queue,
-            "--concurrency", str(concurrency), "--grace", "5",
-        ]  # fmt: skip
+        env = {**_child_env(), "TERM": "xterm-256color"}
+        cmd = [*self._command(), "--concurrency", str(concurrency)]
         try:
             proc = subprocess.Popen(
                 cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
@@ -91,6 +82,14 @@ class Fleet:
         self.procs.append(proc)
         self._terminals[proc.pid] = master
         threading.Thread(target=_discard, args=(master,), daemon=True).start()
+
+    def _command(self) -> list[str]:
+        """`spool-console` on this fleet's server, prefix and queue, draining 5 s at the end."""
+        return [
+            sys.executable, "-m", "spool_console.cli",
+            "--redis-url", self.redis_url, "--prefix", self.prefix, "--queue", self.queue,
+            "--grace", "5",
+        ]  # fmt: skip
 
     async def wait_registered(
         self, redis: Redis, workers_key: str, want: int, timeout_s: float
@@ -139,6 +138,11 @@ class Fleet:
     def pids(self) -> list[int]:
         """Process ids of the children still running."""
         return [p.pid for p in self.procs if p.poll() is None]
+
+
+def _child_env() -> dict[str, str]:
+    """This environment without what would make a child serve HTTP or load the user's tasks."""
+    return {k: v for k, v in os.environ.items() if k not in ("SPOOL_HTTP", "SPOOL_TASKS")}
 
 
 def _discard(terminal: int) -> None:
