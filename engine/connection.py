@@ -20,6 +20,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine.resp import fast_packing
 from engine.sentinel import is_sentinel_url, sentinel_client
 
 __all__ = [
@@ -156,7 +157,7 @@ def _build_client(
         tcp_only["socket_keepalive"] = True
         tcp_only["socket_keepalive_options"] = keepalive_options()
     if is_sentinel_url(url):
-        return sentinel_client(
+        client = sentinel_client(
             url,
             max_connections=max_connections,
             retry=retry,
@@ -166,6 +167,10 @@ def _build_client(
             decode_responses=decode_responses,
             **tcp_only,
         )
+        client.connection_pool.connection_class = fast_packing(
+            client.connection_pool.connection_class
+        )
+        return client
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -177,6 +182,7 @@ def _build_client(
         decode_responses=decode_responses,
         **tcp_only,
     )
+    pool.connection_class = fast_packing(pool.connection_class)
     # from_pool hands the pool to the client, so aclose() closes both.
     return Redis.from_pool(pool)
 
