@@ -19,7 +19,7 @@ from engine.worker.local_queue import LocalPriorityQueue
 from engine.worker.routing import Routing
 from engine.worker.scaler import AutoScaler
 from engine.worker.settings import PoolSettings
-from engine.worker.settler import Settler
+from engine.worker.settler import Finished, Settler
 from engine.worker.slots import Slots
 from engine.worker.wake import ClusterWake
 from engine.worker.weights import WeightedSplit
@@ -328,6 +328,8 @@ class Fetcher:
         asked = min(room, self.settings.fetch_batch_max)
         # Outcomes finished meanwhile ride ahead of the wait: one round trip instead of two.
         riding, written = self.settler.take_riding(queue)
+        ridden: list[Finished] = []
+        flags: list[bool] | None = None
         self._in_redis_wait = True
         self._no_fetch_in_flight.clear()
         try:
@@ -349,7 +351,6 @@ class Fetcher:
                 )
                 flags = None if isinstance(settled, Exception) else settled
                 riding, ridden = [], riding
-                self.settler.rode(queue, ridden, flags, written)
             else:
                 res = await self.broker.wait_and_fetch(
                     queues, queue, asked, self.worker_id, block_s
@@ -357,9 +358,12 @@ class Fetcher:
             self._in_redis_wait = False
             runnable = await self._take(queue, res.tasks)  # not cancelled by stop(): leased
             if runnable:
-                # Let the slots start them before the next round's fetch is even built.
+                # Let the slots start them before the next round's fetch is even built, and
+                # before the riders' bookkeeping: a new task's wait is the latency users see.
                 await asyncio.sleep(0)
         finally:
+            if ridden:
+                self.settler.rode(queue, ridden, flags, written)
             if riding:  # the round trip failed: written or not, the settler tries again
                 self.settler.rode(queue, riding, None, 0.0)
             self._in_redis_wait = False
