@@ -9,6 +9,7 @@ much as an empty fetch's own work (see docs/architecture.md, "Redis cost per tas
 from __future__ import annotations
 
 import hashlib
+import re
 from importlib import resources
 from typing import Any
 
@@ -56,19 +57,89 @@ HELD_SCRIPTS = frozenset({"delete_dead", "restore_dead", "reap"})
 ALLOW_OOM = frozenset({"settle", "extend", "release", "reap", "delete_dead", "unwatch_end"})
 
 
+# Every queue key a function can name as `k.<name>` in Lua (common.lua's `setup`), in the
+# order they are passed; `tasks` comes first in every layout (it names the queue).
+QUEUE_KEY_NAMES = (
+    "tasks",
+    "att",
+    "crash",
+    "lease",
+    "ea",
+    "lasterr",
+    "active",
+    "scheduled",
+    "dead",
+    "dead_info",
+    "meta",
+    "paused",
+    "wake",
+    "ready",
+    "waiting",
+    "ended",
+    "cancel",
+    "cancelled",
+    "cancelled_at",
+)
+
+_SHARED_PARTS = ("common", "flow", "held")
+
+
+def _lua(part: str) -> str:
+    return (resources.files("engine") / "lua" / f"{part}.lua").read_text()
+
+
+def _helpers(shared: str) -> dict[str, str]:
+    """Each `local function` of the shared Lua and its text (up to the next one)."""
+    pieces = re.split(r"^local function (\w+)", shared, flags=re.M)
+    return dict(zip(pieces[1::2], pieces[2::2], strict=True))
+
+
+def _layout(body: str, helpers: dict[str, str]) -> tuple[str, ...]:
+    """The queue keys a function uses: every `k.<name>` in its body and in the helpers it
+    calls, directly or through other helpers, in `QUEUE_KEY_NAMES` order."""
+    names: set[str] = set()
+    called: set[str] = set()
+    texts = [body]
+    while texts:
+        text = texts.pop()
+        names.update(re.findall(r"(?<![\w.])k\.(\w+)", text))
+        for helper, code in helpers.items():
+            if helper not in called and re.search(rf"(?<![\w.]){helper}\(", text):
+                called.add(helper)
+                texts.append(code)
+    unknown = names - set(QUEUE_KEY_NAMES)
+    if unknown:
+        raise ValueError(f"Lua names queue keys Spool does not have: {sorted(unknown)}")
+    return ("tasks", *(n for n in QUEUE_KEY_NAMES[1:] if n in names))
+
+
+def _layouts() -> dict[str, tuple[str, ...]]:
+    shared = _helpers("\n".join(_lua(part) for part in _SHARED_PARTS))
+    return {name: _layout(_lua(name), shared) for name in SCRIPT_NAMES}
+
+
+#: The queue keys each queue function gets, first in its KEYS: only those its Lua names. Every
+#: key passed costs the server parsing it and a Lua string (fewer keys cut an enqueue's server
+#: instructions; see "Redis cost per task" in docs/architecture.md) and costs the client packing
+#: it.
+LAYOUTS = _layouts()
+
+
 def _library() -> tuple[str, str]:
     """(library name, code). The name carries a digest of the code, so two Spool versions on
     one server each call their own functions."""
-    folder = resources.files("engine") / "lua"
-    parts = [(folder / f"{part}.lua").read_text() for part in ("common", "flow", "held")]
+    parts = [_lua(part) for part in _SHARED_PARTS]
     for name in SCRIPT_NAMES + GLOBAL_SCRIPT_NAMES:
-        start = "" if name in GLOBAL_SCRIPT_NAMES else "setup(KEYS, ARGV)"
+        start = ""
+        if name not in GLOBAL_SCRIPT_NAMES:
+            fields = ", ".join(f"'{key}'" for key in LAYOUTS[name])
+            parts.append(f"local LAYOUT_{name} = {{{fields}}}")
+            start = f"setup(KEYS, ARGV, LAYOUT_{name})"
         if name in FLOW_SCRIPTS:
             start += " flow_setup(KEYS)"
         if name in HELD_SCRIPTS:
             start += " held_setup(KEYS)"
-        body = (folder / f"{name}.lua").read_text()
-        parts.append(f"local function run_{name}(KEYS, ARGV)\n{start}\n{body}\nend")
+        parts.append(f"local function run_{name}(KEYS, ARGV)\n{start}\n{_lua(name)}\nend")
     code = "\n".join(parts)
     library = "spool_" + hashlib.sha1(code.encode()).hexdigest()[:16]
     for name in SCRIPT_NAMES + GLOBAL_SCRIPT_NAMES:
@@ -86,29 +157,10 @@ def is_missing_function(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and "function not found" in str(exc).lower()
 
 
-def queue_keys_argv(keys: QueueKeys) -> tuple[list[str], str]:
-    """The fixed KEYS prefix every function expects, and ARGV[1] (the level names)."""
-    fixed = [
-        keys.tasks,
-        keys.att,
-        keys.crash,
-        keys.lease,
-        keys.ea,
-        keys.lasterr,
-        keys.active,
-        keys.scheduled,
-        keys.dead,
-        keys.dead_info,
-        keys.meta,
-        keys.paused,
-        keys.wake,
-        keys.ready,
-        keys.waiting,
-        keys.ended,
-        keys.cancel,
-        keys.cancelled,
-        keys.cancelled_at,
-    ]
+def queue_keys_argv(name: str, keys: QueueKeys) -> tuple[list[str], str]:
+    """The KEYS prefix function `name` expects (its layout's queue keys, then the pending
+    lists), and ARGV[1] (the level names)."""
+    fixed = [getattr(keys, key) for key in LAYOUTS[name]]
     return fixed + keys.pending_keys, ",".join(keys.levels)
 
 
@@ -136,9 +188,9 @@ class Scripts:
     ) -> Any:
         """Run function `name` for one queue; `argv` follows ARGV[1] (the levels).
 
-        KEYS: the fixed queue keys, the pending lists, the holding keys (held functions only),
-        `extra_keys`, and last the flow keys (flow functions only), which `flow.lua` counts
-        from the end.
+        KEYS: the queue keys it uses (`LAYOUTS`), the pending lists, the holding keys (held
+        functions only), `extra_keys`, and last the flow keys (flow functions only), which
+        `flow.lua` counts from the end.
         """
         all_keys, args = self.call_args(name, keys, argv, extra_keys)
         return await self.call(name, all_keys, args)
@@ -163,7 +215,7 @@ class Scripts:
         self, name: str, keys: QueueKeys, argv: list[Any], extra_keys: list[str] | None = None
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of one call of function `name` (see `run`)."""
-        fixed, levels = queue_keys_argv(keys)
+        fixed, levels = queue_keys_argv(name, keys)
         if name in HELD_SCRIPTS:
             extra_keys = keys.held_keys + (extra_keys or [])
         all_keys = fixed + (extra_keys or [])

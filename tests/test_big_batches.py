@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from support.polling import wait_for
 
 from engine.broker import BATCH_MAX, Broker
@@ -103,6 +105,33 @@ async def test_a_malformed_settle_item_fails_before_any_write(redis: Redis, pref
     stats = await queue_stats(broker, Q)
     assert stats.active == 1  # the good item was not half-applied
     assert (await broker.settle(Q, [succeeded(t, 1, 0, 0)])) == [True]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"", b"garbage", b"-default\n0\nid-only", b"-nosuchlevel\n0\nx\n{}", b"-default\nsoon\nx\n{}"],
+)
+async def test_a_malformed_enqueue_item_stores_nothing(
+    redis: Redis, prefix: str, bad: bytes
+) -> None:
+    """An item with a missing field, an unknown level or a non-numeric delay fails the call
+    before any write: the good item beside it is not stored."""
+    broker = make_broker(redis, prefix)
+    keys = broker.keys(Q)
+    good = b"-default\n0\ngood-id\n{}"
+    with pytest.raises(ResponseError, match="malformed item 2"):
+        await broker.scripts.run("enqueue", keys, [64, good, bad], [])
+    assert await redis.hlen(keys.tasks) == 0
+    assert (await queue_stats(broker, Q)).pending == 0
+
+
+@pytest.mark.parametrize("bad", [b"", b"\n\n\n", b"sid\ntoken\n0", b"sid\ntoken\nlater\nnull"])
+async def test_malformed_settle_items_are_refused(redis: Redis, prefix: str, bad: bytes) -> None:
+    """Missing fields, an empty kind and id, or a non-numeric delay: a clear error, no write."""
+    broker = make_broker(redis, prefix)
+    keys = broker.keys(Q)
+    with pytest.raises(ResponseError, match="malformed item 1"):
+        await broker.scripts.run("settle", keys, [60_000, 10, 60_000, bad], [keys.result("id")])
 
 
 def _gated_pool(broker: Broker) -> tuple[WorkerPool, asyncio.Event, list[int]]:

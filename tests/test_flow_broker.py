@@ -244,6 +244,23 @@ async def test_max_wait_serves_an_old_low_task_before_newer_high_ones(
     assert [t.id for t in got][-1] == low2  # strict priority again
 
 
+async def test_max_wait_keeps_every_level_in_order_when_nothing_starves(
+    redis: Redis, prefix: str
+) -> None:
+    """A full fetch with max_wait on gives its pops back and takes them again: the order
+    within and across levels is exactly strict priority, FIFO, when nothing waited too long."""
+    broker = make_broker(redis, prefix)
+    await flow.set_max_wait(broker, Q, 60)
+    high = await broker.enqueue([TaskSpec("f.x", priority="high") for _ in range(3)])
+    low = await broker.enqueue([TaskSpec("f.x", priority="low") for _ in range(3)])
+    default = await broker.enqueue([TaskSpec("f.x") for _ in range(3)])
+    order = []
+    for n in (2, 2, 3, 10):  # every fetch but the last is full
+        order += [t.id for t in (await broker.fetch(Q, n, "w")).tasks]
+    assert order == high + default + low
+    assert (await flow.queue_flow(broker, Q)).starved_served == 0
+
+
 def test_bad_limits_are_refused_at_declaration() -> None:
     reg = TaskRegistry()
     for kwargs in (

@@ -73,13 +73,15 @@ end
 -- Drop every per-task field of ids that left the queue for good. The hashes most tasks never
 -- touch (first-attempt successes write no attempts, crashes, errors or ready stamps) are
 -- skipped when empty: an HDEL still converts every argument, which cost more than the rest of
--- a batched settle.
-local function forget(k, ids)
+-- a batched settle. `sparse_absent`: the caller saw none of them exist (no need to look again).
+local function forget(k, ids, sparse_absent)
   if #ids == 0 then return end
   bulk('HDEL', k.tasks, ids)
   bulk('HDEL', k.lease, ids)
   bulk('HDEL', k.ea, ids)
-  if not any_exist(k.att, k.crash, k.lasterr, k.dead_info, k.ready) then return end
+  if sparse_absent or not any_exist(k.att, k.crash, k.lasterr, k.dead_info, k.ready) then
+    return
+  end
   for _, key in ipairs({k.att, k.crash, k.lasterr, k.dead_info, k.ready}) do
     if redis.call('EXISTS', key) == 1 then bulk('HDEL', key, ids) end
   end
@@ -154,13 +156,12 @@ local function promote_due(k, pending, now, limit)
 end
 
 local function wake(k, cap)
-  redis.call('LPUSH', k.wake, '1')
-  redis.call('LTRIM', k.wake, 0, cap - 1)
+  if redis.call('LPUSH', k.wake, '1') > cap then redis.call('LTRIM', k.wake, 0, cap - 1) end
 end
 
--- KEYS layout shared by every function: the fixed queue keys first, then one pending list per
--- level (highest first), then any per-task keys the function needs. Set by `setup`.
-local FIXED = 19
+-- KEYS layout of every queue function: the queue keys it uses (its LAYOUT, made by
+-- engine/scripts.py from the `k.<name>` its code and helpers name; `tasks` always first), then
+-- one pending list per level (highest first), then any per-task keys it needs. Set by `setup`.
 local k, levels, pending, NLEVELS, FIRST_EXTRA_KEY
 
 -- A task ends as cancelled: its record is kept like a result (reap trims it by age), it is
@@ -181,28 +182,31 @@ local function finish_cancelled(id, p, now)
 end
 
 -- First thing in every function: forget the previous call's state, and read the key layout
--- unless it is the previous call's queue and levels (the usual case: building it was a
--- fifth of an empty fetch). ARGV[1] is always the level names, comma separated, highest first.
-local layout_tasks, layout_levels = nil, nil
-local function setup(KEYS, ARGV)
+-- unless this function was last called for the same queue and levels (the usual case:
+-- building it was a fifth of an empty fetch). Each layout keeps its own, as a worker's calls
+-- alternate between functions. ARGV[1] is always the level names, comma separated, highest
+-- first.
+local built = {}  -- layout -> {queue's tasks key, levels, k, levels, pending, first extra key}
+local function setup(KEYS, ARGV, layout)
   server_time, any_waiting = nil, nil
-  if KEYS[1] == layout_tasks and ARGV[1] == layout_levels then return end
-  k = {
-    tasks = KEYS[1], att = KEYS[2], crash = KEYS[3], lease = KEYS[4], ea = KEYS[5],
-    lasterr = KEYS[6], active = KEYS[7], scheduled = KEYS[8], dead = KEYS[9],
-    dead_info = KEYS[10], meta = KEYS[11], paused = KEYS[12], wake = KEYS[13], ready = KEYS[14],
-    waiting = KEYS[15], ended = KEYS[16], cancel = KEYS[17], cancelled = KEYS[18],
-    cancelled_at = KEYS[19],
-  }
+  local b = built[layout]
+  if b and b[1] == KEYS[1] and b[2] == ARGV[1] then
+    k, levels, pending, FIRST_EXTRA_KEY = b[3], b[4], b[5], b[6]
+    NLEVELS = #levels
+    return
+  end
+  k = {}
+  for i, name in ipairs(layout) do k[name] = KEYS[i] end
+  local fixed = #layout
   levels, pending = {}, {}
   local i = 0
   for level in string.gmatch(ARGV[1], '[^,]+') do
     i = i + 1
     levels[i] = level
-    pending[level] = KEYS[FIXED + i]
+    pending[level] = KEYS[fixed + i]
   end
-  pending['__default'] = KEYS[FIXED + math.ceil(i / 2)]
+  pending['__default'] = KEYS[fixed + math.ceil(i / 2)]
   NLEVELS = #levels
-  FIRST_EXTRA_KEY = FIXED + NLEVELS + 1
-  layout_tasks, layout_levels = KEYS[1], ARGV[1]
+  FIRST_EXTRA_KEY = fixed + NLEVELS + 1
+  built[layout] = {KEYS[1], ARGV[1], k, levels, pending, FIRST_EXTRA_KEY}
 end

@@ -21,16 +21,22 @@ local token = ARGV[4]
 -- The mark is set only by a call that leased something: an empty fetch, whose lost reply
 -- loses nothing, writes no key.
 local mark = KEYS[FIRST_EXTRA_KEY]
+-- The mark, paused, delayed or retried tasks, flow limits: all absent on the common path, so
+-- one EXISTS probes them all (EXISTS counts the keys that exist).
+local probe = redis.call('EXISTS', mark, k.paused, k.scheduled, k.ready, k.att, fk.limits, fk.rated)
 local again = {}
-if redis.call('EXISTS', mark) == 1 then
-  local leases = redis.call('HGETALL', k.lease)
-  for i = 1, #leases, 2 do
-    if leases[i + 1] == token then again[#again + 1] = leases[i] end
+local optional = false
+if probe > 0 then
+  local marked = redis.call('EXISTS', mark)
+  optional = probe > marked
+  if marked == 1 then
+    local leases = redis.call('HGETALL', k.lease)
+    for i = 1, #leases, 2 do
+      if leases[i + 1] == token then again[#again + 1] = leases[i] end
+    end
+    n = math.max(0, n - #again)
   end
-  n = math.max(0, n - #again)
 end
--- Paused, delayed or retried tasks, flow limits: all absent on the common path, probed at once.
-local optional = any_exist(k.paused, k.scheduled, k.ready, k.att, fk.limits, fk.rated)
 if optional then promote_due(k, pending, now, tonumber(ARGV[5])) end
 local out = {now, -1, now_us}
 if optional and redis.call('EXISTS', k.paused) == 1 then
@@ -41,10 +47,15 @@ if optional and redis.call('EXISTS', k.paused) == 1 then
   end
   n = 0  -- paused: only what the lost reply carried
 end
-local max_wait_us = tonumber(redis.call('HGET', k.meta, 'max_wait_ms') or '0') * 1000
+-- The queue's max_wait (µs), read only when it can matter (see below); 0 = off.
+local max_wait_us = 0
+local function read_max_wait()
+  return tonumber(redis.call('HGET', k.meta, 'max_wait_ms') or '0') * 1000
+end
 
--- Pop up to `want` ids into `into`: starving lower-level tasks first (max_wait), then by level.
-local function pop(into, want)
+-- Pop up to `want` ids into `into`: starving lower-level tasks first (max_wait), then by
+-- level. `taken`, when given, gets how many came from each level (see `unpop`).
+local function pop(into, want, taken)
   local goal = #into + want
   if max_wait_us > 0 then
     local cutoff = tonumber(now_us) - max_wait_us
@@ -65,6 +76,21 @@ local function pop(into, want)
     local popped = redis.call('RPOP', pending[levels[i]], goal - #into)
     if popped then
       for _, id in ipairs(popped) do into[#into + 1] = id end
+      if taken then taken[i] = #popped end
+    end
+  end
+end
+
+-- Put ids popped by level (no starving ones) back at the right end of their lists, in order.
+local function unpop(ids, taken)
+  local at = 1
+  for i = 1, NLEVELS do
+    local count = taken[i]
+    if count then
+      local back = {}
+      for j = at + count - 1, at, -1 do back[#back + 1] = ids[j] end
+      redis.call('RPUSH', pending[levels[i]], unpack(back))
+      at = at + count
     end
   end
 end
@@ -73,9 +99,22 @@ local ids = {}
 local payloads = {}
 local inspected_all = true
 if not optional or redis.call('EXISTS', fk.limits) == 0 then
-  pop(ids, n)
+  local taken = {}
+  pop(ids, n, taken)
+  -- Starving tasks (max_wait) can only have been passed over when the fetch took less than
+  -- everything pending, so only a full fetch reads the setting; when it is on, the ids go
+  -- back and are popped again, starving ones first.
+  if n > 0 and #ids >= n and NLEVELS > 1 then
+    max_wait_us = read_max_wait()
+    if max_wait_us > 0 then
+      unpop(ids, taken)
+      ids = {}
+      pop(ids, n)
+    end
+  end
   if #ids > 0 then payloads = bulk_read('HMGET', k.tasks, ids) end
 else
+  max_wait_us = read_max_wait()
   -- Hand-backs are bounded per call so one fetch never holds the server for long.
   local budget = math.max(4 * n, 256)
   local inspected = 0

@@ -32,10 +32,13 @@ local out = {}
 local done = {}
 local late = 0
 local buried = false
--- Flow bookkeeping costs a lookup per item only while some task holds a slot or a lock; the
--- four keys are probed at once, since all are absent on the common path.
+-- Flow bookkeeping costs a lookup per item only while some task holds a slot or a lock, and
+-- `forget` looks in the per-task hashes that first-attempt successes never write: all are
+-- absent on the common path, so one EXISTS probes them all.
 local any_held, any_unique, any_cancel = false, false, false
-if any_exist(fk.held, fk.unique_of, k.cancel, k.waiting) then
+local optional = any_exist(fk.held, fk.unique_of, k.cancel, k.waiting,
+  k.att, k.crash, k.lasterr, k.dead_info, k.ready)
+if optional and any_exist(fk.held, fk.unique_of, k.cancel, k.waiting) then
   any_held = redis.call('EXISTS', fk.held) == 1
   any_unique = redis.call('EXISTS', fk.unique_of) == 1
   any_cancel = redis.call('EXISTS', k.cancel) == 1
@@ -94,7 +97,7 @@ for i = 1, n do
 end
 if #done > 0 then
   bulk('ZREM', k.active, done)
-  forget(k, done)
+  forget(k, done, not optional)
 end
 if late > 0 then redis.call('HINCRBY', k.meta, 'late', late) end
 if buried then trim_dead(k, now, dead_max, dead_age) end
