@@ -1,7 +1,8 @@
 """One task at a time: a worker's CPU per task and one task's wait, beside huey.
 
 Run: ``python tests/bench/bench_trickle.py [--url URL] [--rates 500,5000] [--seconds 10]
-[--runs 3] [--concurrency 16] [--huey-python PATH] [--py-spy PATH --profile-dir DIR]``.
+[--runs 3] [--concurrency 16] [--huey-python PATH] [--py-spy PATH --profile-dir DIR]
+[--timeline]``.
 
 Without ``--url`` an embedded server is started on a loopback TCP port (persistence off).
 
@@ -179,14 +180,19 @@ async def spool_run(
     profile: Path | None,
     spy: str | None,
     closed: int = 0,
+    timeline: Path | None = None,
 ) -> Run:
     prefix = f"trickle-{uuid.uuid4().hex[:8]}"
     redis = await open_redis(url)
     broker = Broker(redis, EngineConfig(prefix=prefix))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    worker = ["-m", "spool_console.cli"]
+    if timeline is not None:
+        worker = [str(ROOT / "tests" / "bench" / "fetch_timeline.py")]
+        env["SPOOL_TIMELINE_OUT"] = str(timeline)
     cmd = [
-        sys.executable, "-m", "spool_console.cli", "--no-ui", "--redis-url", url,
+        sys.executable, *worker, "--no-ui", "--redis-url", url,
         "--prefix", prefix, "--queue", Q, "--concurrency", str(concurrency),
         "--status-interval", "3600", "--grace", "5",
     ]  # fmt: skip
@@ -310,9 +316,21 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
                     profile = None
                     if args.profile_dir is not None and run == 0:
                         profile = Path(args.profile_dir) / f"spool-{int(rate)}.txt"
+                    timeline = None
+                    if args.timeline:
+                        timeline = Path(tempfile.mkdtemp(prefix="trickle-")) / "timeline.json"
                     r = await spool_run(
-                        url, rate, args.seconds, args.concurrency, profile, args.py_spy, args.closed
+                        url,
+                        rate,
+                        args.seconds,
+                        args.concurrency,
+                        profile,
+                        args.py_spy,
+                        args.closed,
+                        timeline,
                     )
+                    if timeline is not None:
+                        print(f"run {run + 1} timeline (ms) {timeline.read_text()}", flush=True)
                 else:
                     r = await huey_run(url, rate, args.seconds, args.huey_python, args.closed)
                 results.setdefault((system, rate), []).append(r)
@@ -347,6 +365,11 @@ def main() -> None:
         default=0,
         metavar="B",
         help="closed loop instead of a rate: enqueue B tasks in one call, wait for them, repeat",
+    )
+    p.add_argument(
+        "--timeline",
+        action="store_true",
+        help="run the worker under tests/bench/fetch_timeline.py: per-segment waits of each run",
     )
     p.add_argument("--huey-python", help="a Python with huey installed (compares huey too)")
     p.add_argument("--py-spy", help="py-spy binary: profile the worker in the first run")
