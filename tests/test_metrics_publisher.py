@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from support.polling import wait_for
 
+from engine.embedded import EmbeddedServer, find_free_port
 from engine.metrics import (
     MetricsRecorder,
     SnapshotPublisher,
@@ -48,25 +55,25 @@ async def test_publish_and_fetch_fleet(redis: Any, prefix: str) -> None:
     assert fleet is not None and fleet.processes == 1 and fleet.counter("succeeded") == 3
 
 
-class _BrokenRedis:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def set(self, *args: Any, **kwargs: Any) -> None:
-        self.calls += 1
-        raise ConnectionError("down")
-
-
 @pytest.mark.asyncio
-async def test_publisher_survives_redis_errors() -> None:
-    broken = _BrokenRedis()
-    pub = SnapshotPublisher(broken, "p", "w", MetricsRecorder(), interval_s=0.0)
+async def test_publisher_survives_redis_errors_and_recovers(
+    embedded_server_factory: Callable[..., EmbeddedServer],
+) -> None:
+    """With nothing listening, every publish fails and the loop keeps going; once a server
+    listens at that address, the next publish lands and the error clears."""
+    port = find_free_port()
+    client = Redis(
+        host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0), socket_connect_timeout=0.5
+    )
+    pub = SnapshotPublisher(client, "p", "w", MetricsRecorder(), interval_s=0.05)
     pub.start()
     try:
-        while broken.calls < 3:  # interval 0: the loop yields to us between attempts
-            await __import__("asyncio").sleep(0)
+        await wait_for(lambda: isinstance(pub.last_error, RedisConnectionError), what="an error")
         assert pub.running
-        assert isinstance(pub.last_error, ConnectionError)
+        embedded_server_factory(port=port)
+        await wait_for(lambda: pub.last_error is None, what="a publish after the restart")
+        assert pub.running and await client.exists(stats_key("p", "w")) == 1
     finally:
         await pub.stop()
+        await client.aclose()
     assert not pub.running

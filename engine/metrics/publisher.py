@@ -77,14 +77,16 @@ class SnapshotPublisher:
     async def publish_once(self) -> MetricsSnapshot:
         """Take a snapshot and SET it with PX ttl; return the snapshot. Raises Redis errors."""
         snap = self.recorder.snapshot()
-        await self.redis.set(self.key, encode_snapshot(snap), px=max(1, int(self.ttl_s * 1000)))
         index = stats_index(self.prefix)
         now_ms = int(time.time() * 1000)
-        # Its own command, not a transaction with the SET: in a Cluster the index and the stats
-        # key live in different slots.
-        await self.redis.zadd(index, {self.worker_id: now_ms})
-        if self.published % _TRIM_EVERY == 0:
-            await self.redis.zremrangebyscore(index, "-inf", now_ms - INDEX_KEEP_MS)
+        # One round trip, not a transaction: in a Cluster the index and the stats key live in
+        # different slots (the cluster client sends each command to its own node).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.key, encode_snapshot(snap), px=max(1, int(self.ttl_s * 1000)))
+            pipe.zadd(index, {self.worker_id: now_ms})
+            if self.published % _TRIM_EVERY == 0:
+                pipe.zremrangebyscore(index, "-inf", now_ms - INDEX_KEEP_MS)
+            await pipe.execute()
         self.published += 1
         return snap
 
