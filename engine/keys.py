@@ -37,6 +37,14 @@ class GlobalKeys:
         """Hash: worker id -> JSON heartbeat record."""
         return f"{self.prefix}:workers"
 
+    @property
+    def workers_seen(self) -> str:
+        """Zset: worker id -> last heartbeat (ms), so a heartbeat finds stale records without
+        reading every one. Tagged with the workers key, so both share a Cluster slot."""
+        workers = self.workers
+        tag = _hash_tag(workers)
+        return f"{workers}:seen{{{workers if tag is None else tag}}}"
+
     def lock(self, name: str, queue: str) -> str:
         """A short-lived lock for periodic maintenance of one queue (reaper, repair)."""
         return f"{self.prefix}:lock:{name}:{{{queue}}}"
@@ -176,3 +184,12 @@ class QueueKeys:
     def pending_keys(self) -> list[str]:
         """Pending lists, highest priority first."""
         return [self.pending[level] for level in self.levels]
+
+
+def _hash_tag(key: str) -> str | None:
+    """The part of `key` Redis Cluster hashes when it has one (`{…}`, non-empty), else None."""
+    start = key.find("{")
+    if start < 0:
+        return None
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if end > start + 1 else None

@@ -108,6 +108,29 @@ async def test_heartbeats_drop_stale_and_corrupt_records(redis: Redis, prefix: s
     assert [r.id for r in await registry.list_workers(redis, prefix, now_s=now + 30)] == ["me"]
 
 
+async def test_heartbeats_find_stale_records_through_the_seen_index(
+    redis: Redis, prefix: str
+) -> None:
+    """Every heartbeat files its worker in the seen index; a worker that stops heartbeating is
+    dropped from both keys by the others' heartbeats, and both keys expire with the fleet."""
+    keys = GlobalKeys(prefix)
+    broker = Broker(redis, EngineConfig(prefix=prefix))
+    now = time.time()
+    for worker in ("a", "b", "c"):
+        assert await registry.heartbeat(broker, _record(worker, now), stale_after_s=15) == 0
+    assert await redis.zrange(keys.workers_seen, 0, -1) == [b"a", b"b", b"c"]
+    assert await registry.heartbeat(broker, _record("a", now + 20), stale_after_s=15) == 2
+    assert await redis.hkeys(keys.workers) == [b"a"]
+    assert await redis.zrange(keys.workers_seen, 0, -1, withscores=True) == [
+        (b"a", float(int((now + 20) * 1000)))
+    ]
+    assert 0 < await redis.pttl(keys.workers_seen) <= 15_000
+    # A record the index does not know (written by an older version) is still pruned.
+    await redis.hset(keys.workers, "old", codec.dumps(_record("old", now).to_dict()))
+    assert await registry.heartbeat(broker, _record("a", now + 21), stale_after_s=15) == 1
+    assert await redis.hkeys(keys.workers) == [b"a"]
+
+
 async def test_pool_survives_redis_restart(
     embedded_server_factory: Callable[..., EmbeddedServer], prefix: str
 ) -> None:

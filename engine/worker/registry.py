@@ -58,6 +58,7 @@ async def heartbeat(
     return await broker.heartbeat(
         record.id,
         codec.dumps(record.to_dict()),
+        seen_s=record.last_seen_s,
         stale_before_s=record.last_seen_s - stale_after_s,
         keep_s=stale_after_s,
     )
