@@ -11,11 +11,12 @@
 -- Runs without the queue set-up of common.lua (this is not a queue's function). Returns the
 -- number of records dropped.
 local workers, seen = KEYS[1], KEYS[2]
-local cutoff_ms = tonumber(ARGV[3]) * 1000
+local cutoff_ms = math.floor(tonumber(ARGV[3]) * 1000)
 redis.call('HSET', workers, ARGV[1], ARGV[2])
 redis.call('ZADD', seen, tonumber(ARGV[5]), ARGV[1])
 local dropped = 0
-local stale = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. cutoff_ms)
+-- At most 1,000 a heartbeat (unpack's limit is a few thousand); the next ones take the rest.
+local stale = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. cutoff_ms, 'LIMIT', 0, 1000)
 if #stale > 0 then
   dropped = redis.call('HDEL', workers, unpack(stale))
   redis.call('ZREM', seen, unpack(stale))
