@@ -167,24 +167,24 @@ def _build_client(
             decode_responses=decode_responses,
             **tcp_only,
         )
-        client.connection_pool.connection_class = fast_packing(
-            client.connection_pool.connection_class
+    else:
+        # from_pool hands the pool to the client, so aclose() closes both.
+        client = Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=pool_timeout_s,
+                retry=retry,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=connect_timeout_s,
+                health_check_interval=health_check_interval_s,
+                decode_responses=decode_responses,
+                **tcp_only,
+            )
         )
-        return client
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=pool_timeout_s,
-        retry=retry,
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=connect_timeout_s,
-        health_check_interval=health_check_interval_s,
-        decode_responses=decode_responses,
-        **tcp_only,
-    )
+    pool = client.connection_pool
     pool.connection_class = fast_packing(pool.connection_class)
-    # from_pool hands the pool to the client, so aclose() closes both.
-    return Redis.from_pool(pool)
+    return client
 
 
 def is_cluster_url(url: str) -> bool:
