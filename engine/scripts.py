@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -84,7 +85,9 @@ QUEUE_KEY_NAMES = (
 _SHARED_PARTS = ("common", "flow", "held")
 
 
+@cache
 def _lua(part: str) -> str:
+    """The text of engine/lua/<part>.lua, read once (layouts and library both need it)."""
     return (resources.files("engine") / "lua" / f"{part}.lua").read_text()
 
 
