@@ -9,7 +9,7 @@ import socket
 import time
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
 from redis.exceptions import (
@@ -20,6 +20,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from engine.connection_pool import QuickConnectionPool
 from engine.resp import fast_packing
 from engine.sentinel import is_sentinel_url, sentinel_client
 
@@ -170,7 +171,7 @@ def _build_client(
     else:
         # from_pool hands the pool to the client, so aclose() closes both.
         client = Redis.from_pool(
-            BlockingConnectionPool.from_url(
+            QuickConnectionPool.from_url(
                 url,
                 max_connections=max_connections,
                 timeout=pool_timeout_s,

@@ -10,6 +10,7 @@ from typing import Any
 from engine import codec
 from engine.broker.core import BATCH_MAX, BrokerCore, _s
 from engine.broker.lifecycle import settle_argv
+from engine.connection_pool import run_batch
 from engine.outcomes import Outcome
 from engine.scripts import is_missing_function
 from engine.task import FetchedTask
@@ -123,16 +124,18 @@ class FetchCalls(BrokerCore):
         # The nudge key of the first queue: `nudge` pushes the same one.
         wake_keys = [self.keys(q).wake for q in queues] + [self.keys(queues[0]).nudge(worker_id)]
         settled: Any = None
+        commands: list[Sequence[Any]] = []
+        if outcomes:
+            s_keys, s_args = self.scripts.call_args(
+                "settle", keys, *settle_argv(self.config, keys, outcomes)
+            )
+            commands.append(
+                ("FCALL", self.scripts.function("settle"), len(s_keys), *s_keys, *s_args)
+            )
+        commands.append(("BLPOP", *wake_keys, max(timeout_s, 0.001)))
+        commands.append(("FCALL", self.scripts.function("fetch"), len(all_keys), *all_keys, *args))
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                if outcomes:
-                    s_keys, s_args = self.scripts.call_args(
-                        "settle", keys, *settle_argv(self.config, keys, outcomes)
-                    )
-                    pipe.fcall(self.scripts.function("settle"), len(s_keys), *s_keys, *s_args)
-                pipe.blpop(wake_keys, timeout=max(timeout_s, 0.001))
-                pipe.fcall(self.scripts.function("fetch"), len(all_keys), *all_keys, *args)
-                replies = await pipe.execute(raise_on_error=False)
+            replies = await run_batch(self.redis.connection_pool, commands)
             if outcomes:
                 settled = replies[0]
             woke, raw = replies[-2:]

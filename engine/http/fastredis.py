@@ -9,12 +9,13 @@ worker's connections either.
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.connection import pool_settings
+from engine.connection_pool import QuickConnectionPool
 
 
 def fail_fast_client(
@@ -43,7 +44,7 @@ def fail_fast_client(
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=connect_timeout_s,
     )
-    new_pool = BlockingConnectionPool(
+    new_pool = QuickConnectionPool(
         connection_class=connection_class,
         max_connections=max_connections,
         timeout=pool_timeout_s,

@@ -1,0 +1,115 @@
+"""engine.connection_pool against a real server: the quick pool's borrowing and waiting, and
+`run_batch`'s replies, error replies, retries and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from engine.connection import open_redis
+from engine.connection_pool import QuickConnectionPool, run_batch
+
+
+async def _client_ids(redis: Redis, name: str) -> set[int]:
+    """Ids of the server's clients named `name`."""
+    return {int(c["id"]) for c in await redis.client_list() if c.get("name") == name}
+
+
+async def test_an_idle_connection_is_lent_again_and_the_pool_stays_bounded(
+    redis_url: str, prefix: str
+) -> None:
+    client = await open_redis(redis_url, max_connections=2, pool_timeout_s=0.3)
+    try:
+        pool = client.connection_pool
+        assert isinstance(pool, QuickConnectionPool)
+        for _ in range(50):
+            await client.incr(f"{prefix}:n")
+        assert len(pool._available_connections) + len(pool._in_use_connections) == 1
+
+        first = await pool.get_connection()
+        second = await pool.get_connection()
+        with pytest.raises(RedisConnectionError, match="No connection available"):
+            await pool.get_connection()  # both lent: redis-py's wait, then its timeout
+        await pool.release(first)
+        await pool.release(second)
+        assert await client.get(f"{prefix}:n") == b"50"
+    finally:
+        await client.aclose()
+
+
+async def test_a_caller_waiting_for_a_connection_gets_one_when_it_is_returned(
+    redis_url: str, prefix: str
+) -> None:
+    client = await open_redis(redis_url, max_connections=1, pool_timeout_s=5.0)
+    try:
+        pool = client.connection_pool
+        held = await pool.get_connection()
+        waiter = asyncio.create_task(client.incr(f"{prefix}:n"))
+        async with asyncio.timeout(5):
+            while not pool._waiting:  # the incr is parked in redis-py's blocking borrow
+                await asyncio.sleep(0.001)
+        assert not waiter.done()
+        await pool.release(held)
+        assert await asyncio.wait_for(waiter, 5) == 1
+        # More callers than connections, all served in the end.
+        results = await asyncio.gather(*(client.incr(f"{prefix}:n") for _ in range(20)))
+        assert sorted(results) == list(range(2, 22))
+        assert pool._waiting == 0
+    finally:
+        await client.aclose()
+
+
+async def test_run_batch_returns_replies_in_order_with_error_replies_in_place(
+    redis: Redis, prefix: str
+) -> None:
+    key = f"{prefix}:list"
+    replies = await run_batch(
+        redis.connection_pool,
+        [("RPUSH", key, "a", "b"), ("INCR", key), ("LRANGE", key, 0, -1), ("PING",)],
+    )
+    assert replies[0] == 2
+    assert isinstance(replies[1], ResponseError)  # WRONGTYPE: the list is not a number
+    assert replies[2] == [b"a", b"b"]
+    assert replies[3] in (b"PONG", True)
+    # The error reply was read whole: the next batch on the same connection is in step.
+    assert await run_batch(redis.connection_pool, [("LLEN", key), ("ECHO", "x")]) == [2, b"x"]
+
+
+async def test_run_batch_retries_the_batch_on_a_connection_the_server_dropped(
+    redis: Redis, prefix: str
+) -> None:
+    pool = redis.connection_pool
+    await run_batch(pool, [("CLIENT", "SETNAME", f"{prefix}-batch")])
+    victims = await _client_ids(redis, f"{prefix}-batch")
+    assert len(victims) == 1
+    await redis.client_kill_filter(_id=victims.pop())
+    # The pool still holds the killed connection: the batch fails on it, reconnects, replays.
+    batch = [("SET", f"{prefix}:k", "v"), ("GET", f"{prefix}:k")]
+    assert await run_batch(pool, batch) == [b"OK", b"v"]
+
+
+async def test_a_cancelled_blocking_batch_leaves_no_stale_reply_behind(
+    redis: Redis, prefix: str
+) -> None:
+    pool = redis.connection_pool
+    wake = f"{prefix}:wake"
+    parked = asyncio.create_task(run_batch(pool, [("BLPOP", wake, 5), ("ECHO", "late")]))
+    async with asyncio.timeout(5):
+        while b"cmd=blpop" not in await redis.execute_command("CLIENT", "LIST"):
+            await asyncio.sleep(0.01)
+    parked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await parked
+    async with asyncio.timeout(5):  # the server saw the connection close
+        while b"cmd=blpop" in await redis.execute_command("CLIENT", "LIST"):
+            await asyncio.sleep(0.01)
+    await redis.lpush(wake, "token")
+    # Had the cancelled connection gone back to the pool still parked, this batch would read
+    # the BLPOP's reply (and the ECHO's) in place of its own.
+    for _ in range(5):
+        assert await run_batch(pool, [("ECHO", "mine")]) == [b"mine"]
+    assert await redis.lrange(wake, 0, -1) == [b"token"]  # no one popped it
