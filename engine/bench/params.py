@@ -86,7 +86,9 @@ class BenchParams:
     #: Seconds to wait for every offered task to settle after the last one was offered.
     settle_timeout_s: float = 120.0
     #: Tasks enqueued on a side queue to measure Redis memory per queued task (0: skip).
-    mem_probe_tasks: int = 10_000
+    #: Enough that the hash tables' fixed part is not counted per task: on a fresh embedded
+    #: server the same no-ops measured 213 B each at 10,000, 191 at 40,000, 185 at 100,000.
+    mem_probe_tasks: int = 50_000
     #: Producer tick and the largest batch one enqueue call carries.
     tick_s: float = 0.002
     batch_max: int = 500
