@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 
@@ -279,22 +280,28 @@ def test_depth_is_latest_sample() -> None:
     )
 )
 def test_window_matches_brute_force(ops: list[tuple[int, int, bool]]) -> None:
-    """Running sums agree with re-merging every sample, including late and reused seconds."""
+    """Running sums and extremes agree with re-merging every sample, including late and
+    reused seconds."""
     w = HistogramWindow(horizon_s=30, windows_s=(5, 10, 30))
-    seen: list[int] = []
+    seen: list[tuple[int, float]] = []
     now = 1000
-    for step, lag, read in ops:
+    for k, (step, lag, read) in enumerate(ops):
         now += step
         sec = now + lag  # lag < 0: a sample for a second that may already be closed
-        w.record(10.0, second=sec)
-        seen.append(sec)
+        value = float(1 + k * 7919 % 1000)  # spread, so a window's max and min move
+        w.record(value, second=sec)
+        seen.append((sec, value))
         if read:
             got = w.windows(now, (5, 10, 30, 0))
+            newest = max(s for s, _ in seen)
             for win in (5, 10, 30):
                 # A straggler older than the ring only counts since start.
-                expected = [s for s in seen if now - win < s and s > max(seen) - 30]
+                expected = [v for s, v in seen if now - win < s and s > newest - 30]
                 assert got[win].count == len(expected), (win, now, seen)
+                if expected:
+                    assert (got[win].max_us, got[win].min_us) == (max(expected), min(expected))
             assert got[0].count == len(seen)
+            assert got[0].max_us == max(v for _, v in seen)
 
 
 def test_breakdowns_file_each_stage_under_its_own_name() -> None:
@@ -402,3 +409,27 @@ def test_window_reuses_slots_without_rebuilding(monkeypatch: pytest.MonkeyPatch)
             assert got[span].count == 2 * min(span, now - 999), (now, span)
         assert got[0].count == 2 * (now - 999)
     assert rebuilds == 1  # the first read only
+
+
+async def test_an_async_snapshot_lets_the_loop_run_and_equals_the_plain_one() -> None:
+    clock = [100.0]
+    rec = MetricsRecorder(clock=lambda: clock[0], wall_clock=lambda: clock[0])
+    for k in range(300):
+        queue, task = f"q{k % 3}", f"t{k % 5}"
+        rec.record_task(queue, "default", task, 99.0, 99.001, 99.002, 99.01 + k / 1e4, 99.02)
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    started = turns
+    snap = await rec.snapshot_async()
+    other.cancel()
+    # One piece would have let the other task run once at most; it ran between the series.
+    assert turns - started > 10
+    assert snap == rec.snapshot()

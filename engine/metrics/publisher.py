@@ -76,7 +76,7 @@ class SnapshotPublisher:
 
     async def publish_once(self) -> MetricsSnapshot:
         """Take a snapshot and SET it with PX ttl; return the snapshot. Raises Redis errors."""
-        snap = self.recorder.snapshot()
+        snap = await self.recorder.snapshot_async()
         index = stats_index(self.prefix)
         now_ms = int(time.time() * 1000)
         # One round trip, not a transaction: in a Cluster the index and the stats key live in

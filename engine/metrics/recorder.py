@@ -9,9 +9,10 @@ Call the recorder from one thread (the event loop); it takes no locks.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 from .histogram import GAMMA, MAX_INDEX, LogHistogram, bucket_index
 from .snapshot import (
@@ -330,6 +331,27 @@ class MetricsRecorder:
     # -- reading ---------------------------------------------------------------------------------
     def snapshot(self, now_s: float | None = None) -> MetricsSnapshot:
         """Fold buffered samples and summarise everything; ``now_s`` is on the injected clock."""
+        steps = self._snapshot_steps(now_s)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    async def snapshot_async(self) -> MetricsSnapshot:
+        """`snapshot`, letting the event loop run between its series. The publisher takes one
+        every second on a worker's loop, where one piece held the loop 2-15 ms at 500
+        tasks/s (the tasks arriving meanwhile waited that much longer: their p99)."""
+        steps = self._snapshot_steps(None)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+            await asyncio.sleep(0)
+
+    def _snapshot_steps(self, now_s: float | None) -> Generator[None, None, MetricsSnapshot]:
+        """The snapshot, pausing (a bare ``yield``) after each series it summarises."""
         self.flush()
         mono = self._clock()
         if now_s is None:
@@ -349,12 +371,14 @@ class MetricsRecorder:
                     stages.append(StageStats(stage, w, summarize(h), h.to_dict()))
                 else:
                     breakdowns.append(BreakdownStats(dim, key, stage, w, summarize(h), h.to_dict()))
+            yield
 
         latency: list[LatencyPoint] = []
         e2e = self._series.get(("end_to_end", *_ALL))
         if e2e is not None:
             for start, h in e2e.steps(now_sec, self._horizon_s, LATENCY_STEP_S, offset_s):
                 latency.append(LatencyPoint(start, LATENCY_STEP_S, summarize(h), h.to_dict()))
+            yield
 
         counters: list[CounterStats] = []
         names = list(EVENTS) + [n for n in self._counters.names() if n not in EVENTS]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
 
 from .histogram import LogHistogram
@@ -23,14 +24,19 @@ class HistogramWindow:
     Reading is incremental: for each window length in ``windows_s`` a running histogram holds
     the *closed* seconds (older than the one being read at); advancing a second adds the
     newest closed slot and subtracts the one leaving, so a read costs a few merges instead of
-    re-merging 300 slots. Anything that would invalidate the running sums (a sample for an
-    already-closed second, a slot reused before it was closed, time going backwards) marks
-    the window dirty and the next read rebuilds from the slots.
+    re-merging 300 slots. A running sum cannot un-merge an extreme, so each window also keeps
+    the closed seconds' maxima and minima in monotonic queues (the largest and smallest in the
+    window are at their fronts). Anything that would invalidate the running sums (a sample
+    for an already-closed second, a slot reused before it was closed, time going backwards)
+    marks the window dirty and the next read rebuilds from the slots.
     """
 
     __slots__ = (
         "_closed",
         "_dirty",
+        "_highs",
+        "_latest",
+        "_lows",
         "_older",
         "_run",
         "_seconds",
@@ -51,6 +57,11 @@ class HistogramWindow:
         self._older = LogHistogram()  # evicted slots: only read by a rebuild
         self._run = {w: LogHistogram() for w in sorted(set(windows_s)) if 0 < w <= horizon_s}
         self._closed = LogHistogram()  # every second <= _upto, since start
+        # Per running window: (second, max) with falling maxima, (second, min) with rising
+        # minima, over closed seconds; entries older than the window leave at the front.
+        self._highs: dict[int, deque[tuple[int, float]]] = {w: deque() for w in self._run}
+        self._lows: dict[int, deque[tuple[int, float]]] = {w: deque() for w in self._run}
+        self._latest = _NEVER  # the newest second any slot holds
         self._upto: int | None = None
         self._dirty = True
         # steps(): merged histograms of steps whose seconds are all closed, by shifted start.
@@ -76,6 +87,8 @@ class HistogramWindow:
         if held > second:
             self._dirty = True
             return self._older  # a straggler older than the ring
+        if second > self._latest:
+            self._latest = second
         if h is None:
             h = self._slots[i] = LogHistogram()
         elif h.count:
@@ -107,15 +120,33 @@ class HistogramWindow:
         self._closed = self._older.copy()
         for w in self._run:
             self._run[w] = LogHistogram()
-        for sec, h in zip(self._seconds, self._slots, strict=True):
-            if h is None or not h.count or sec > upto:
-                continue
+            self._highs[w].clear()
+            self._lows[w].clear()
+        held = sorted(
+            (sec, h)
+            for sec, h in zip(self._seconds, self._slots, strict=True)
+            if h is not None and h.count and sec <= upto
+        )
+        for sec, h in held:
             self._closed.merge(h)
             for w, run in self._run.items():
                 if sec > upto - w + 1:
                     run.merge(h)
+            self._push_extremes(sec, h)
         self._upto = upto
         self._dirty = False
+
+    def _push_extremes(self, sec: int, h: LogHistogram) -> None:
+        """Note a newly closed second's max and min in every window's queues."""
+        high, low = h.max_us, h.min_us
+        for q in self._highs.values():
+            while q and q[-1][1] <= high:
+                q.pop()
+            q.append((sec, high))
+        for q in self._lows.values():
+            while q and q[-1][1] >= low:
+                q.pop()
+            q.append((sec, low))
 
     def _advance(self, upto: int) -> None:
         """Close every second up to ``upto`` into the running sums."""
@@ -132,6 +163,7 @@ class HistogramWindow:
             h = held(sec)
             if h is not None:
                 self._closed.merge(h)
+                self._push_extremes(sec, h)
             for w, run in self._run.items():
                 if h is not None:
                     run.merge(h)
@@ -148,21 +180,12 @@ class HistogramWindow:
         """
         wanted = set(windows_s)
         self._advance(now_s - 1)
-        # Seconds not yet closed (normally just now_s) and exact min/max per window: running
-        # sums cannot un-merge an extreme, so take them from the slots.
-        open_slots: list[LogHistogram] = []
-        ext: dict[int, list[float]] = {w: [0.0, math.inf] for w in wanted if w > 0}
-        for sec, h in zip(self._seconds, self._slots, strict=True):
-            if h is None or not h.count:
-                continue
-            if sec >= now_s:
-                open_slots.append(h)
-            for w, mm in ext.items():
-                if sec > now_s - w:
-                    if h.max_us > mm[0]:
-                        mm[0] = h.max_us
-                    if h.min_us < mm[1]:
-                        mm[1] = h.min_us
+        # Seconds not yet closed: normally just now_s.
+        if self._latest - now_s < self.horizon_s:
+            opened = (self._held(sec) for sec in range(now_s, self._latest + 1))
+        else:  # "now" far behind what was recorded (a test's clock): look at every slot
+            opened = (h for sec, h in zip(self._seconds, self._slots, strict=True) if sec >= now_s)
+        open_slots = [h for h in opened if h is not None and h.count]
         out: dict[int, LogHistogram] = {}
         for w in wanted:
             run = self._closed if w == 0 else self._run.get(w)
@@ -175,10 +198,27 @@ class HistogramWindow:
                 acc = run.copy()
             for h in open_slots:
                 acc.merge(h)
-            if w in ext and acc.count:
-                acc.max_us, acc.min_us = ext[w]
+            if w in self._highs and acc.count:
+                acc.max_us, acc.min_us = self._extremes(w, now_s, open_slots)
             out[w] = acc
         return out
+
+    def _extremes(self, w: int, now_s: int, open_slots: list[LogHistogram]) -> tuple[float, float]:
+        """(max, min) over window ``w`` ending at ``now_s``: its closed seconds' queues, whose
+        fronts are the extremes once seconds that left the window are dropped, and the open
+        slots."""
+        high, low = self._highs[w], self._lows[w]
+        edge = now_s - w
+        while high and high[0][0] <= edge:
+            high.popleft()
+        while low and low[0][0] <= edge:
+            low.popleft()
+        top = high[0][1] if high else 0.0
+        bottom = low[0][1] if low else math.inf
+        for h in open_slots:
+            top = max(top, h.max_us)
+            bottom = min(bottom, h.min_us)
+        return top, bottom
 
     def merged(self, window_s: int, now_s: int) -> LogHistogram:
         """One merged histogram for the last ``window_s`` seconds (0 = since start)."""
