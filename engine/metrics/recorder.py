@@ -351,7 +351,7 @@ class MetricsRecorder:
             await asyncio.sleep(0)
 
     def _snapshot_steps(self, now_s: float | None) -> Generator[None, None, MetricsSnapshot]:
-        """The snapshot, pausing (a bare ``yield``) after each series it summarises."""
+        """The snapshot, pausing (a bare ``yield``) after each series and counter it summarises."""
         self.flush()
         mono = self._clock()
         if now_s is None:
@@ -391,6 +391,7 @@ class MetricsRecorder:
             counters.append(
                 CounterStats(event, self._counters.totals.get(event, 0), per_queue, series)
             )
+            yield
 
         depths = tuple(
             QueueDepth(q, lv, d, at) for (q, lv), (d, at) in sorted(self._depths.items())
