@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -19,13 +21,25 @@ async def _client_ids(redis: Redis, name: str) -> set[int]:
     return {int(c["id"]) for c in await redis.client_list() if c.get("name") == name}
 
 
+@contextlib.asynccontextmanager
+async def _client(
+    redis_url: str, max_connections: int, pool_timeout_s: float
+) -> AsyncIterator[tuple[Redis, QuickConnectionPool]]:
+    """A client of `open_redis` with a small pool, and that pool; closed after."""
+    client = await open_redis(
+        redis_url, max_connections=max_connections, pool_timeout_s=pool_timeout_s
+    )
+    try:
+        assert isinstance(client.connection_pool, QuickConnectionPool)
+        yield client, client.connection_pool
+    finally:
+        await client.aclose()
+
+
 async def test_an_idle_connection_is_lent_again_and_the_pool_stays_bounded(
     redis_url: str, prefix: str
 ) -> None:
-    client = await open_redis(redis_url, max_connections=2, pool_timeout_s=0.3)
-    try:
-        pool = client.connection_pool
-        assert isinstance(pool, QuickConnectionPool)
+    async with _client(redis_url, 2, 0.3) as (client, pool):
         for _ in range(50):
             await client.incr(f"{prefix}:n")
         assert len(pool._available_connections) + len(pool._in_use_connections) == 1
@@ -37,16 +51,12 @@ async def test_an_idle_connection_is_lent_again_and_the_pool_stays_bounded(
         await pool.release(first)
         await pool.release(second)
         assert await client.get(f"{prefix}:n") == b"50"
-    finally:
-        await client.aclose()
 
 
 async def test_a_caller_waiting_for_a_connection_gets_one_when_it_is_returned(
     redis_url: str, prefix: str
 ) -> None:
-    client = await open_redis(redis_url, max_connections=1, pool_timeout_s=5.0)
-    try:
-        pool = client.connection_pool
+    async with _client(redis_url, 1, 5.0) as (client, pool):
         held = await pool.get_connection()
         waiter = asyncio.create_task(client.incr(f"{prefix}:n"))
         async with asyncio.timeout(5):
@@ -59,8 +69,6 @@ async def test_a_caller_waiting_for_a_connection_gets_one_when_it_is_returned(
         results = await asyncio.gather(*(client.incr(f"{prefix}:n") for _ in range(20)))
         assert sorted(results) == list(range(2, 22))
         assert pool._waiting == 0
-    finally:
-        await client.aclose()
 
 
 async def test_run_batch_returns_replies_in_order_with_error_replies_in_place(
