@@ -8,9 +8,11 @@ caller is waiting for one; when the pool is exhausted (or redis-py is migrating 
 for a maintenance event) it is redis-py's pool, waiters and timeout included.
 
 `run_batch` sends commands in one write on one borrowed connection and reads their replies,
-without redis-py's `Pipeline` object (~60 µs more per round trip here). A worker's
-settle + wait + fetch round trip is the wait of every task that arrives while it is parked;
-see "Connection cost" in docs/architecture.md.
+without redis-py's `Pipeline` object (~60 µs more per round trip here) or its per-command
+machinery (retry wrapper, observability hooks, response callbacks: ~5-10 µs a call). A
+worker's settle + wait + fetch round trip is the wait of every task that arrives while it is
+parked, and every function call of the engine (`engine.scripts`) goes through it on one
+server; see "Connection cost" in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, ConnectionPool
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
@@ -68,6 +70,15 @@ class QuickConnectionPool(BlockingConnectionPool):
         """redis-py (8.1 on) is moving connections for a server maintenance event: its locked
         path then."""
         return bool(getattr(self, "_in_maintenance", False))
+
+
+def batch_pool(redis: Redis | RedisCluster) -> ConnectionPool | None:
+    """The pool `run_batch` may borrow from for `redis`'s commands, or None: a Cluster client
+    routes each command to its node itself, and a single-connection client's commands must
+    stay on its one connection (durable enqueue's WAIT counts that connection's writes)."""
+    if isinstance(redis, RedisCluster) or redis.single_connection_client:
+        return None
+    return redis.connection_pool
 
 
 async def run_batch(pool: ConnectionPool, commands: Sequence[Sequence[Any]]) -> list[Any]:

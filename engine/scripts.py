@@ -17,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from engine.connection_pool import batch_pool, run_batch
 from engine.keys import QueueKeys
 
 SCRIPT_NAMES = (
@@ -175,6 +176,9 @@ class Scripts:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        # Calls go out through `run_batch` where they may (no redis-py command machinery: ~5-10
+        # µs of a ~100 µs call here), else through the client (Cluster, one connection).
+        self._pool = batch_pool(redis)
         self.library, self._code = _library()
 
     def function(self, name: str) -> str:
@@ -202,12 +206,22 @@ class Scripts:
         """FCALL function `name` with exactly `keys` and `args`, loading the library if the
         server does not have it."""
         try:
-            return await self._redis.fcall(self.function(name), len(keys), *keys, *args)
+            return await self._fcall(name, keys, args)
         except ResponseError as exc:
             if not is_missing_function(exc):
                 raise
         await self.load()
-        return await self._redis.fcall(self.function(name), len(keys), *keys, *args)
+        return await self._fcall(name, keys, args)
+
+    async def _fcall(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        if self._pool is None:
+            return await self._redis.fcall(self.function(name), len(keys), *keys, *args)
+        (reply,) = await run_batch(
+            self._pool, [("FCALL", self.function(name), len(keys), *keys, *args)]
+        )
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
 
     async def run_global(self, name: str, keys: list[str], argv: list[Any]) -> Any:
         """Run function `name` of `GLOBAL_SCRIPT_NAMES` over exactly `keys` and `argv`."""

@@ -12,8 +12,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from engine.broker import Broker
+from engine.config import EngineConfig
 from engine.connection import open_redis
 from engine.connection_pool import QuickConnectionPool, run_batch
+from engine.task import TaskSpec
 
 
 async def _client_ids(redis: Redis, name: str) -> set[int]:
@@ -121,3 +124,17 @@ async def test_a_cancelled_blocking_batch_leaves_no_stale_reply_behind(
     for _ in range(5):
         assert await run_batch(pool, [("ECHO", "mine")]) == [b"mine"]
     assert await redis.lrange(wake, 0, -1) == [b"token"]  # no one popped it
+
+
+async def test_a_single_connection_clients_function_calls_stay_on_its_connection(
+    redis: Redis, prefix: str
+) -> None:
+    # Durable enqueue's WAIT counts the writes of its one connection: the enqueue must be one.
+    one = Redis(connection_pool=redis.connection_pool, single_connection_client=True)
+    try:
+        own_id = int(await one.execute_command("CLIENT", "ID"))
+        await Broker(one, EngineConfig(prefix=prefix)).enqueue([TaskSpec("spool.noop", [])])
+        clients = {int(c["id"]): c for c in await redis.client_list()}
+        assert clients[own_id]["cmd"] == "fcall"
+    finally:
+        await one.aclose()
