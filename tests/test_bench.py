@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -34,7 +35,11 @@ def _check_consistent(report: BenchReport) -> None:
         assert s.p50_ms <= s.p95_ms <= s.p99_ms <= s.max_ms, s
     e2e = report.stage("end_to_end")
     assert e2e is not None and e2e.count == report.completed
-    assert report.redis_bytes_per_task is not None and report.redis_bytes_per_task > 0
+    assert report.redis_bytes_per_task is not None
+    if not os.environ.get("SPOOL_TEST_REDIS_URL"):
+        # The probe is a `used_memory` delta: only on a server of this test process alone is
+        # its sign certain (on the shared one other workers' deletes land inside the probe).
+        assert report.redis_bytes_per_task > 0
     assert report.redis_cpu_us_per_task is not None and report.redis_cpu_us_per_task > 0
     assert report.cores >= 1 and report.python and report.redis_version and report.spool
 
