@@ -338,17 +338,17 @@ class Fetcher:
                 # Bounded like the settler's own writes: a server that takes no writes (paused,
                 # hung) must not hold outcomes past their lease. On timeout they go back to the
                 # settler, which gives them up when its deadline passes.
-                settled, res = await asyncio.wait_for(
-                    self.broker.settle_and_wait(
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the call as a task
+                # of its own, one more loop turn between the reply and the tasks it brings.
+                async with asyncio.timeout(self.broker.config.lease_s / 2):
+                    settled, res = await self.broker.settle_and_wait(
                         [o for o, _, _ in riding],
                         queues,
                         queue,
                         asked,
                         self.worker_id,
                         min(block_s, _RIDING_BLOCK_S),
-                    ),
-                    self.broker.config.lease_s / 2,
-                )
+                    )
                 flags = None if isinstance(settled, Exception) else settled
                 riding, ridden = [], riding
             else:
