@@ -138,3 +138,28 @@ async def test_a_single_connection_clients_function_calls_stay_on_its_connection
         assert clients[own_id]["cmd"] == "fcall"
     finally:
         await one.aclose()
+
+
+async def test_the_pool_stays_consistent_under_contention_and_cancellation(
+    redis_url: str, prefix: str
+) -> None:
+    async with _client(redis_url, 4, 5.0) as (client, pool):
+        key = f"{prefix}:n"
+
+        async def caller(k: int) -> None:
+            await run_batch(pool, [("INCR", key), ("BLPOP", f"{prefix}:never", 0.01 * (k % 3 + 1))])
+
+        rounds = 0
+        while rounds < 6:
+            rounds += 1
+            tasks = [asyncio.create_task(caller(k)) for k in range(40)]
+            await asyncio.sleep(0.005 * rounds)
+            for t in tasks[::3]:
+                t.cancel()  # some mid-borrow, some mid-read, some waiting for a connection
+            await asyncio.gather(*tasks, return_exceptions=True)
+            assert not pool._in_use_connections and pool._waiting == 0
+            assert len(pool._available_connections) <= 4
+        # Every connection left is usable and in step.
+        replies = await asyncio.gather(*(run_batch(pool, [("ECHO", str(k))]) for k in range(8)))
+        assert replies == [[str(k).encode()] for k in range(8)]
+        assert int(await client.get(key) or 0) > 0
