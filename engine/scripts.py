@@ -182,8 +182,13 @@ class Scripts:
         self.library, self._code = _library()
 
     def function(self, name: str) -> str:
-        """The FCALL name of operation `name` (for a call inside a pipeline)."""
+        """The FCALL name of operation `name`."""
         return f"{self.library}_{name}"
+
+    def command(self, name: str, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
+        """FCALL of function `name` with exactly `keys` and `args`, as one command of a
+        `run_batch` (which does not load the library: a caller sees the missing function)."""
+        return ("FCALL", self.function(name), len(keys), *keys, *args)
 
     async def load(self) -> None:
         """Load the library (REPLACE: a concurrent load of the same code is harmless, and on a
@@ -216,9 +221,7 @@ class Scripts:
     async def _fcall(self, name: str, keys: list[str], args: list[Any]) -> Any:
         if self._pool is None:
             return await self._redis.fcall(self.function(name), len(keys), *keys, *args)
-        (reply,) = await run_batch(
-            self._pool, [("FCALL", self.function(name), len(keys), *keys, *args)]
-        )
+        (reply,) = await run_batch(self._pool, [self.command(name, keys, args)])
         if isinstance(reply, ResponseError):
             raise reply
         return reply

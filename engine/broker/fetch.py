@@ -129,11 +129,9 @@ class FetchCalls(BrokerCore):
             s_keys, s_args = self.scripts.call_args(
                 "settle", keys, *settle_argv(self.config, keys, outcomes)
             )
-            commands.append(
-                ("FCALL", self.scripts.function("settle"), len(s_keys), *s_keys, *s_args)
-            )
+            commands.append(self.scripts.command("settle", s_keys, s_args))
         commands.append(("BLPOP", *wake_keys, max(timeout_s, 0.001)))
-        commands.append(("FCALL", self.scripts.function("fetch"), len(all_keys), *all_keys, *args))
+        commands.append(self.scripts.command("fetch", all_keys, args))
         try:
             replies = await run_batch(self.redis.connection_pool, commands)
             if outcomes:
