@@ -123,6 +123,10 @@ class Payload:
     timeout_s: float | None = None
     received_at_ms: int | None = None
     trace_parent: str | None = None
+    #: When the server stored the task (µs since the epoch), stamped into the payload as "e" by
+    #: the script that stored it; None for a task stored before the stamp moved there (its
+    #: stamp is in the queue's `ea` hash).
+    enqueued_at_us: int | None = None
     #: Why the payload could not be read (the other fields are then placeholders).
     error: str | None = None
 
@@ -144,6 +148,7 @@ def read_payload(raw: bytes | str | None) -> Payload:
         timeout_s=doc.get("t"),
         received_at_ms=doc.get("ra"),
         trace_parent=doc.get("tp"),
+        enqueued_at_us=doc.get("e"),
     )
 
 

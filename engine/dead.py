@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import codec
-from engine.broker import Broker, _s, ea_to_ms
+from engine.broker import Broker, _s, enqueued_at_ms
 from engine.fingerprint import fingerprint
 
 _CHUNK = 500
@@ -133,7 +133,7 @@ def _item(queue: str, task_id: str, score: float, payload: Any, info: Any, ea: A
         worker=str(record.get("worker", "")),
         fingerprint=record.get("fingerprint") or fingerprint(exc_type, error),
         died_at_ms=int(score),
-        enqueued_at_ms=ea_to_ms(ea),
+        enqueued_at_ms=enqueued_at_ms(p, ea),
     )
 
 

@@ -18,8 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import codec
-from engine.broker import Broker, _s, ea_to_ms
-from engine.queues import QueueStats, queue_stats
+from engine.broker import Broker, _s
+from engine.queues import QueueStats, enqueue_times_ms, queue_stats
 from engine.worker.registry import WorkerRecord, list_workers
 
 #: Codes that mean the queue cannot make progress; the others explain slowness.
@@ -210,8 +210,7 @@ async def gather_facts(
             pipe.lindex(key, -1)  # fetch pops from the right: the tail waited longest
         scheduled_head, lease_expired, *heads = await pipe.execute()
     head_ids = [_s(x) for x in heads if x is not None]
-    eas = await redis.hmget(keys.ea, head_ids) if head_ids else []
-    stamps = [ms for ms in map(ea_to_ms, eas) if ms]
+    stamps = [ms for ms in await enqueue_times_ms(broker, queue, head_ids) if ms]
     oldest = max(0.0, time.time() - min(stamps) / 1000) if stamps else None
     info = await redis.info("memory")
     next_due = None

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from redis.asyncio.client import Pipeline
 
 from engine import codec
-from engine.broker import Broker, _s, ea_to_ms
+from engine.broker import Broker, _s, enqueued_at_ms
 from engine.flow import QueueFlow, queue_flow, slot_label
 from engine.keys import QueueKeys
 from engine.task import TaskInfo, TaskState
@@ -96,7 +96,7 @@ async def queue_gauges(
             for key in keys.pending_keys:
                 pipe.lindex(key, -1)  # fetch pops from the right: the tail is next out
             heads = [_s(x) for x in await pipe.execute() if x is not None]
-        ages = [now_ms - ms for ms in map(ea_to_ms, await _eas(broker, s.queue, heads)) if ms]
+        ages = [now_ms - ms for ms in await enqueue_times_ms(broker, s.queue, heads) if ms]
         out.append(
             QueueGauge(
                 queue=s.queue,
@@ -112,8 +112,18 @@ async def queue_gauges(
     return out
 
 
-async def _eas(broker: Broker, queue: str, ids: list[str]) -> list[Any]:
-    return await broker.redis.hmget(broker.keys(queue).ea, ids) if ids else []
+async def enqueue_times_ms(broker: Broker, queue: str, ids: list[str]) -> list[int | None]:
+    """When each of `ids` was stored in `queue` (ms), None where that is unknown."""
+    if not ids:
+        return []
+    keys = broker.keys(queue)
+    async with broker.redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(keys.tasks, ids)
+        pipe.hmget(keys.ea, ids)  # tasks stored before the stamp moved into the payload
+        payloads, eas = await pipe.execute()
+    return [
+        enqueued_at_ms(codec.read_payload(p), ea) for p, ea in zip(payloads, eas, strict=True)
+    ]
 
 
 async def pause(broker: Broker, queue: str) -> None:
@@ -169,7 +179,7 @@ def _info_from_payload(
         kwargs=p.kwargs,
         attempts=int(att or 0),
         max_retries=p.max_retries,
-        enqueued_at_ms=ea_to_ms(ea),
+        enqueued_at_ms=enqueued_at_ms(p, ea),
         **extra,
     )
 
@@ -211,7 +221,7 @@ class _Stored(NamedTuple):
     """What one queue holds about one task id (None where nothing), read by `_read_stored`."""
 
     payload: bytes | None
-    enqueued_at: bytes | None  # µs (`ea`)
+    enqueued_at: bytes | None  # µs, `ea`: only a task stored before the payload carried it
     attempts: bytes | None
     lease_deadline_ms: float | None  # in `active`: it runs
     due_at_ms: float | None  # in `scheduled`: delayed, or a retry waiting

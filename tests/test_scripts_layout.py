@@ -41,5 +41,5 @@ def test_every_function_has_a_layout_led_by_its_queue() -> None:
     assert set(LAYOUTS) == set(SCRIPT_NAMES)
     for layout in LAYOUTS.values():
         assert layout[0] == "tasks" and set(layout) <= set(QUEUE_KEY_NAMES)
-    assert LAYOUTS["enqueue"] == ("tasks", "ea", "scheduled", "meta", "wake")
+    assert LAYOUTS["enqueue"] == ("tasks", "scheduled", "meta", "wake")
     assert "cancelled_at" not in LAYOUTS["fetch"]

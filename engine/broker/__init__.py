@@ -9,7 +9,7 @@ registration).
 from __future__ import annotations
 
 from engine.broker.admin import AdminCalls
-from engine.broker.core import BATCH_MAX, _s, chunks, ea_to_ms
+from engine.broker.core import BATCH_MAX, _s, chunks, enqueued_at_ms
 from engine.broker.enqueue import EnqueueCalls, new_task_id
 from engine.broker.fetch import FetchCalls, FetchResult
 from engine.broker.fleet import FleetCalls
@@ -22,7 +22,7 @@ __all__ = [
     "ReapResult",
     "_s",
     "chunks",
-    "ea_to_ms",
+    "enqueued_at_ms",
     "new_task_id",
 ]
 

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from redis.asyncio import Redis, RedisCluster
 
+from engine.codec import Payload
 from engine.config import EngineConfig
 from engine.keys import GlobalKeys, QueueKeys
 from engine.scripts import Scripts
@@ -26,9 +27,12 @@ def chunks(items: Sequence[T], size: int = BATCH_MAX) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def ea_to_ms(raw: bytes | str | None) -> int | None:
-    """The `ea` hash holds enqueue times in µs; public records speak whole ms."""
-    return None if raw is None else int(raw) // 1000
+def enqueued_at_ms(payload: Payload, ea: bytes | str | None) -> int | None:
+    """When a task was stored, in whole ms (public records speak ms): the stamp in its payload,
+    or for a task stored before the stamp moved there, its `ea` entry (µs); None if neither."""
+    if payload.enqueued_at_us is not None:
+        return int(payload.enqueued_at_us) // 1000
+    return None if ea is None else int(ea) // 1000
 
 
 def _s(value: bytes | str) -> str:

@@ -172,14 +172,19 @@ class FetchCalls(BrokerCore):
 
 
 def _fetch_result(queue: str, raw: list[Any], token: str) -> FetchResult:
-    """Decode the fetch script's reply (see fetch.lua)."""
+    """Decode the fetch script's reply (see fetch.lua: two values per task, or five)."""
     now_ms = int(raw[0])
     next_due = int(raw[1])
     fetched_at_ms = int(raw[2]) / 1000  # µs resolution: sub-millisecond waits are real
+    width = int(raw[3])
     tasks: list[FetchedTask] = []
-    for i in range(3, len(raw), 5):
+    if width == 2:
+        for i in range(4, len(raw), 2):
+            tasks.append(_decode_fetched(queue, raw[i], raw[i + 1], 1, b"", fetched_at_ms, token))
+        return FetchResult(now_ms, None if next_due < 0 else next_due, tasks)
+    for i in range(4, len(raw), 5):
         task = _decode_fetched(
-            queue, raw[i], raw[i + 1], int(raw[i + 2]), int(raw[i + 3]) / 1000, fetched_at_ms, token
+            queue, raw[i], raw[i + 1], int(raw[i + 2]), raw[i + 3], fetched_at_ms, token
         )
         if raw[i + 4]:
             task.ready_at_ms = int(raw[i + 4]) / 1000
@@ -192,11 +197,17 @@ def _decode_fetched(
     task_id: bytes,
     payload: bytes,
     attempt: int,
-    enqueued_at_ms: float,
+    ea: bytes,
     now_ms: float,
     token: str,
 ) -> FetchedTask:
+    """One fetched task; its enqueue time from its payload, else `ea` (µs, a task stored by an
+    earlier version), else the fetch time."""
     p = codec.read_payload(payload)
+    if p.enqueued_at_us is not None:
+        enqueued_at_ms = p.enqueued_at_us / 1000
+    else:
+        enqueued_at_ms = int(ea) / 1000 if ea else now_ms
     return FetchedTask(
         id=_s(task_id),
         queue=queue,

@@ -40,6 +40,20 @@ local function payload_name(payload)
   return string.match(payload, '"n":"([^"]*)"') or '?'
 end
 
+-- The enqueue time (server µs) is the payload's last field, "e", written by the function that
+-- stores the task: one hash entry per task instead of a second one in `ea` (written at enqueue,
+-- read at fetch, deleted at settle: 6.6 % of a drained task's server instructions). `body` is
+-- the encoded payload without its closing brace (engine/codec.py never writes an empty one).
+local function stamped(body, now_us)
+  return body .. ',"e":' .. now_us .. '}'
+end
+
+-- A task's enqueue time in µs (a string), from its payload or, for a task stored by a version
+-- before the stamp moved into the payload, from `ea`.
+local function enqueued_us(k, id, payload)
+  return payload and string.match(payload, ',"e":(%d+)}$') or redis.call('HGET', k.ea, id)
+end
+
 -- Lua's unpack() fails past a few thousand values, so long argument lists go out in chunks
 -- (of an even size: HSET and ZADD take pairs).
 local CHUNK = 4000
@@ -78,11 +92,11 @@ local function forget(k, ids, sparse_absent)
   if #ids == 0 then return end
   bulk('HDEL', k.tasks, ids)
   bulk('HDEL', k.lease, ids)
-  bulk('HDEL', k.ea, ids)
-  if sparse_absent or not any_exist(k.att, k.crash, k.lasterr, k.dead_info, k.ready) then
+  -- `ea` only holds the stamps of tasks stored by an earlier version (see `stamped`).
+  if sparse_absent or not any_exist(k.att, k.crash, k.lasterr, k.dead_info, k.ready, k.ea) then
     return
   end
-  for _, key in ipairs({k.att, k.crash, k.lasterr, k.dead_info, k.ready}) do
+  for _, key in ipairs({k.att, k.crash, k.lasterr, k.dead_info, k.ready, k.ea}) do
     if redis.call('EXISTS', key) == 1 then bulk('HDEL', key, ids) end
   end
 end
@@ -167,7 +181,7 @@ local k, levels, pending, NLEVELS, FIRST_EXTRA_KEY
 -- A task ends as cancelled: its record is kept like a result (reap trims it by age), it is
 -- never retried nor dead-lettered, and whoever waits for it hears of it.
 local function finish_cancelled(id, p, now)
-  local ea = tonumber(redis.call('HGET', k.ea, id) or '0')
+  local ea = tonumber(enqueued_us(k, id, p) or '0')
   redis.call('HSET', k.cancelled, id, cjson.encode({
     state = 'cancelled', name = p and payload_name(p) or '?',
     attempts = tonumber(redis.call('HGET', k.att, id) or '0'),

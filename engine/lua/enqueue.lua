@@ -3,6 +3,8 @@
 --   the result key of each item whose id the caller chose (see below).
 --   check .. level .. "\n" .. delay_ms .. "\n" .. id .. "\n" .. payload
 -- (one argument per task keeps the client's command packing cheap; JSON has no raw newline).
+-- The payload is stored with the server's enqueue time appended as its field "e" (common.lua's
+-- `stamped`).
 -- check is '?' for an id the caller chose: it is checked (an id already stored, or whose
 -- result still exists, is the same task) against the next extra KEY, its result key. It is
 -- '-' for an id the broker generated (128 random bits, never seen before): no check, no key.
@@ -15,12 +17,12 @@ local now = now_ms()
 local now_us = now_us_str()
 local wake_cap = tonumber(ARGV[2])
 local out = {}
-local fields, stamps, delayed, by_level, seen = {}, {}, {}, {}, {}
+local fields, delayed, by_level, seen = {}, {}, {}, {}
 local extra = FIRST_EXTRA_KEY
 local pushed = 0
 for i = 3, #ARGV do
-  local check, level, delay, id, payload =
-    string.match(ARGV[i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  local check, level, delay, id, body =
+    string.match(ARGV[i], '^(.)([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)}$')
   -- Checked before the first write: a bad item fails the call with nothing stored.
   if not check or not pending[level] or not tonumber(delay) then
     return redis.error_reply('ERR enqueue: malformed item ' .. (i - 2))
@@ -34,9 +36,7 @@ for i = 3, #ARGV do
   end
   if fresh then
     fields[#fields + 1] = id
-    fields[#fields + 1] = payload
-    stamps[#stamps + 1] = id
-    stamps[#stamps + 1] = now_us
+    fields[#fields + 1] = stamped(body, now_us)
     delay = tonumber(delay)
     if delay > 0 then
       delayed[#delayed + 1] = now + delay
@@ -56,7 +56,6 @@ for i = 3, #ARGV do
   end
 end
 bulk('HSET', k.tasks, fields)
-bulk('HSET', k.ea, stamps)
 bulk('ZADD', k.scheduled, delayed)
 for level, ids in pairs(by_level) do bulk('LPUSH', pending[level], ids) end
 if pushed > 0 then wake(k, wake_cap) end

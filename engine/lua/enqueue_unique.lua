@@ -10,8 +10,11 @@ local now_us = now_us_str()
 local out = {}
 local pushed = 0
 for i = 3, #ARGV do
-  local level, delay, id, digest, window, mode, payload =
-    string.match(ARGV[i], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+  local level, delay, id, digest, window, mode, body =
+    string.match(ARGV[i], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)}$')
+  if not body or not pending[level] or not tonumber(delay) or not tonumber(window) then
+    return redis.error_reply('ERR enqueue_unique: malformed item ' .. (i - 2))
+  end
   local holder = redis.call('HGET', fk.unique, digest)
   if holder then
     local exp = tonumber(redis.call('ZSCORE', fk.unique_exp, digest) or '0')
@@ -22,8 +25,7 @@ for i = 3, #ARGV do
   elseif redis.call('HEXISTS', k.tasks, id) == 1 or redis.call('EXISTS', KEYS[FIRST_EXTRA_KEY + i - 3]) == 1 then
     out[#out + 1] = id  -- idempotent by id, as in enqueue
   else
-    redis.call('HSET', k.tasks, id, payload)
-    redis.call('HSET', k.ea, id, now_us)
+    redis.call('HSET', k.tasks, id, stamped(body, now_us))
     delay = tonumber(delay)
     if delay > 0 then
       redis.call('ZADD', k.scheduled, now + delay, id)

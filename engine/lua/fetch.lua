@@ -5,8 +5,12 @@
 -- With the queue's `max_wait` set (meta, ms), a lower-level task that waited that long is
 -- served first. Tasks over a rate or concurrency limit (flow.lua) are handed back inside the
 -- script; a call inspects a bounded number of them, and wakes another fetcher if work is left.
--- Returns {now_ms, next_due_ms or -1, now_us, then per task: id, payload, attempts,
--- enqueued_at_us, ready_at_us or '' (when a delayed/retried/reaped task became runnable)}.
+-- Returns {now_ms, next_due_ms or -1, now_us, width, then per task `width` values}: width 2,
+-- the common case (nothing was ever retried, delayed or reaped, no stamp outside a payload):
+-- id, payload, the task a first attempt whose enqueue time is the payload's "e"; width 5:
+-- id, payload, attempts, enqueued_at_us or '' (in the payload), ready_at_us or '' (when a
+-- delayed/retried/reaped task became runnable). Three values fewer per task cost the server
+-- less to build and send.
 local now = now_ms()
 local now_us = now_us_str()
 -- At most 1,000 per call (the broker loops for more): ids are popped before the reads that
@@ -23,7 +27,8 @@ local token = ARGV[4]
 local mark = KEYS[FIRST_EXTRA_KEY]
 -- The mark, paused, delayed or retried tasks, flow limits: all absent on the common path, so
 -- one EXISTS probes them all (EXISTS counts the keys that exist).
-local probe = redis.call('EXISTS', mark, k.paused, k.scheduled, k.ready, k.att, fk.limits, fk.rated)
+local probe = redis.call('EXISTS', mark, k.paused, k.scheduled, k.ready, k.att, fk.limits, fk.rated,
+  k.ea)
 local again = {}
 local optional = false
 if probe > 0 then
@@ -38,7 +43,7 @@ if probe > 0 then
   end
 end
 if optional then promote_due(k, pending, now, tonumber(ARGV[5])) end
-local out = {now, -1, now_us}
+local out = {now, -1, now_us, optional and 5 or 2}
 if optional and redis.call('EXISTS', k.paused) == 1 then
   if #again == 0 then
     local nxt = redis.call('ZRANGE', k.scheduled, 0, 0, 'WITHSCORES')
@@ -63,7 +68,8 @@ local function pop(into, want, taken)
       while #into < goal do
         local id = redis.call('LINDEX', pending[levels[i]], -1)
         if not id then break end
-        local since = redis.call('HGET', k.ready, id) or redis.call('HGET', k.ea, id)
+        local since = redis.call('HGET', k.ready, id)
+          or enqueued_us(k, id, redis.call('HGET', k.tasks, id))
         if not since or tonumber(since) > cutoff then break end
         redis.call('RPOP', pending[levels[i]])
         redis.call('HINCRBY', k.meta, 'starved', 1)
@@ -163,8 +169,8 @@ if more then wake(k, tonumber(ARGV[6])) end
 if #ids == 0 then return out end
 -- A rate reservation is spent when its task runs, even if its limit was removed meanwhile.
 if optional and redis.call('EXISTS', fk.rated) == 1 then bulk('HDEL', fk.rated, ids) end
-local eas = bulk_read('HMGET', k.ea, ids)
--- `ready` and `att` are empty while nothing is retried or delayed: skip reading them then.
+-- `ready`, `att` and `ea` are empty while nothing is retried or delayed and every payload
+-- carries its stamp: skip reading them then.
 local function read_if_any(key)
   if not optional or redis.call('EXISTS', key) == 0 then return {} end
   return bulk_read('HMGET', key, ids)
@@ -173,6 +179,7 @@ local readies = read_if_any(k.ready)
 -- `att` counts deliveries that ended without success (written when a lease ends: retry,
 -- dead, expiry), so this delivery is one more and a first delivery writes nothing.
 local atts = read_if_any(k.att)
+local eas = read_if_any(k.ea)
 local deadline = now + lease_ms
 local zargs = {}
 local largs = {}
@@ -186,9 +193,11 @@ for i, id in ipairs(ids) do
     largs[#largs + 1] = token
     out[#out + 1] = id
     out[#out + 1] = p
-    out[#out + 1] = a
-    out[#out + 1] = eas[i] or now_us
-    out[#out + 1] = readies[i] or ''
+    if optional then
+      out[#out + 1] = a
+      out[#out + 1] = eas[i] or ''
+      out[#out + 1] = readies[i] or ''
+    end
   end
 end
 if #zargs > 0 then

@@ -8,18 +8,18 @@
 local schedules = KEYS[FIRST_EXTRA_KEY]
 local result_key = KEYS[FIRST_EXTRA_KEY + 1]
 local name, tick = ARGV[2], tonumber(ARGV[3])
+local level, _delay, id, body = string.match(ARGV[5], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)}$')
+if not body or not pending[level] then return redis.error_reply('ERR schedule_tick: malformed task') end
 local now = now_ms()
 if tick > now then return -1 end
 local last = redis.call('HGET', schedules, name)
 redis.call('HSET', schedules, name, math.max(tick, tonumber(last or '0')))
 if not last or tonumber(last) >= tick then return 0 end
-local level, _delay, id, payload = string.match(ARGV[5], '^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
 if redis.call('HEXISTS', k.tasks, id) == 1 or redis.call('EXISTS', result_key) == 1 then
   return 0
 end
 redis.call('HSET', schedules, name .. '\trun', tick)  -- the last tick that did run
-redis.call('HSET', k.tasks, id, payload)
-redis.call('HSET', k.ea, id, now_us_str())
+redis.call('HSET', k.tasks, id, stamped(body, now_us_str()))
 redis.call('LPUSH', pending[level], id)
 wake(k, tonumber(ARGV[4]))
 return 1

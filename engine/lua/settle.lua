@@ -37,7 +37,7 @@ local buried = false
 -- absent on the common path, so one EXISTS probes them all.
 local any_held, any_unique, any_cancel = false, false, false
 local optional = any_exist(fk.held, fk.unique_of, k.cancel, k.waiting,
-  k.att, k.crash, k.lasterr, k.dead_info, k.ready)
+  k.att, k.crash, k.lasterr, k.dead_info, k.ready, k.ea)
 if optional and any_exist(fk.held, fk.unique_of, k.cancel, k.waiting) then
   any_held = redis.call('EXISTS', fk.held) == 1
   any_unique = redis.call('EXISTS', fk.unique_of) == 1
