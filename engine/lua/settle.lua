@@ -65,7 +65,9 @@ for i = 1, n do
       redis.call('HINCRBY', k.att, id, 1)
       finish_cancelled(id, redis.call('HGET', k.tasks, id), now)
     elseif kind == 's' then
-      redis.call('SET', KEYS[FIRST_EXTRA_KEY + i - 1], datas[i], 'PX', ttl)
+      -- GET: its reply (nil, the key is new) reaches Lua as false, where SET's status reply
+      -- became a new Lua table per task: 1.7 % of a drained task's server instructions.
+      redis.call('SET', KEYS[FIRST_EXTRA_KEY + i - 1], datas[i], 'PX', ttl, 'GET')
       done[#done + 1] = id
       notify_ended(k, id, 'succeeded')
     elseif kind == 'h' then
