@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from engine import queues
 from engine.broker import Broker
 from engine.config import EngineConfig
 from engine.task import TaskRegistry, TaskSpec, task
@@ -224,3 +225,53 @@ async def test_pool_scales_up_under_backlog_and_down_when_idle(redis: Redis, pre
     assert downs and all(d.reason.startswith(f"-{-d.delta}: idle ") for d in downs)
     assert snap.concurrency == 1 and not snap.pinned
     assert len(snap.slots) == 1
+
+
+async def test_an_idle_worker_reads_queue_depths_once_per_wait_and_at_once_on_a_wake(
+    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parked on empty queues, ticks reuse the last depths; anything that makes a task pending
+    wakes the fetcher, and the next tick reads again (a paused queue's backlog included)."""
+    reg = TaskRegistry()
+
+    @task(name="t.idle", registry=reg)
+    def noop() -> None:
+        return None
+
+    broker = Broker(redis, EngineConfig(prefix=prefix, lease_s=2.0))
+    settings = PoolSettings(
+        concurrency=2, scaler_tick_s=0.01, idle_block_s=30.0, metrics_interval_s=0.2
+    )
+    pool = WorkerPool(broker, settings, registry=reg)
+    reads = 0
+    read_depths = pool.scaling._read_depths
+
+    async def counted() -> int:
+        nonlocal reads
+        reads += 1
+        return await read_depths()
+
+    monkeypatch.setattr(pool.scaling, "_read_depths", counted)
+
+    async def until(check: Any, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not check():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.005)
+
+    await pool.start()
+    try:
+        await until(lambda: pool.fetcher.waiting_for_work and reads > 0, "never parked")
+        await asyncio.sleep(0.01)  # the tick after parking reads once more at most
+        parked_reads = reads
+        await asyncio.sleep(0.3)  # ~30 ticks while parked on the wake-up key
+        assert reads == parked_reads
+        await queues.pause(broker, "default")
+        await broker.enqueue([TaskSpec("t.idle") for _ in range(3)])
+        await until(lambda: pool.scaling.backlog == 3, "a paused backlog was never read")
+        assert reads > parked_reads
+        await queues.resume(broker, "default")
+        await until(lambda: pool.counts["succeeded"] == 3, "the tasks never ran")
+        await until(lambda: pool.scaling.backlog == 0, "the drained backlog was never read")
+    finally:
+        await pool.stop(grace_s=1)

@@ -75,6 +75,9 @@ class Fetcher:
         self._rate_at = time.monotonic()
         self._blocking = False  # parked on the wake-up key or on slot capacity
         self._in_redis_wait = False  # parked in Broker.wait_and_fetch
+        self._waiting_for_work = False  # parked on the wake-up keys (a Cluster's wait)
+        #: Waits on the wake-up keys that ended (work, a timeout, a nudge, an error) since start.
+        self.wakes = 0
         # Clear while a fetch (a round's, or one pipelined behind a wait) may lease tasks that
         # are not yet held: a suspect about to run alone waits for it (`quiesce`).
         self._no_fetch_in_flight = asyncio.Event()
@@ -134,6 +137,13 @@ class Fetcher:
     def parked(self) -> bool:
         """True while the fetcher waits (for work in Redis, or for room in the slots)."""
         return self._blocking or self._in_redis_wait
+
+    @property
+    def waiting_for_work(self) -> bool:
+        """True while the fetcher waits on the wake-up keys: the queues had nothing pending
+        when it parked, and anything that makes a task pending pushes a token that ends the
+        wait (and counts in `wakes`)."""
+        return self._in_redis_wait or self._waiting_for_work
 
     async def quiesce(self) -> None:
         """Return once no fetch is pending, nudging a parked wait out.
@@ -367,19 +377,21 @@ class Fetcher:
             if riding:  # the round trip failed: written or not, the settler tries again
                 self.settler.rode(queue, riding, None, 0.0)
             self._in_redis_wait = False
+            self.wakes += 1
             self._no_fetch_in_flight.set()
         return res, asked, runnable
 
     async def _wait_for_work(self, queues: list[str], block_s: float) -> None:
         """Park until a wake token arrives on a queue (or `block_s`); on a Cluster."""
-        self._blocking = True
+        self._blocking = self._waiting_for_work = True
         try:
             if self._cluster_wake is not None:
                 await self._cluster_wake.wait(block_s)
             else:
                 await self.broker.wait_for_work(queues, block_s)
         finally:
-            self._blocking = False
+            self._blocking = self._waiting_for_work = False
+            self.wakes += 1
 
     async def _take(self, queue: str, tasks: list[FetchedTask]) -> int:
         """Hold a fetched batch of `queue`; return how many of its tasks run here."""
