@@ -139,8 +139,8 @@ class EnqueueCalls(BrokerCore):
                     )
                     if check:
                         extra.append(keys.result(task_id))
-                flags = await self.scripts.run("enqueue", keys, argv, extra)
-                lost_registration = lost_registration or bool(flags and flags[-1])
+                unregistered = await self.scripts.run("enqueue", keys, argv, extra)
+                lost_registration = lost_registration or bool(unregistered)
             for part in chunks(unique):
                 argv = [self.config.wake_tokens_max]
                 extra = []

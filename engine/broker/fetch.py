@@ -9,7 +9,7 @@ from typing import Any
 
 from engine import codec
 from engine.broker.core import BATCH_MAX, BrokerCore, _s
-from engine.broker.lifecycle import settle_argv
+from engine.broker.lifecycle import settle_argv, settle_flags
 from engine.connection_pool import run_batch
 from engine.outcomes import Outcome
 from engine.scripts import is_missing_function
@@ -105,7 +105,7 @@ class FetchCalls(BrokerCore):
         )
         if isinstance(settled, Exception):
             return settled, res
-        return [bool(f) for f in settled], res
+        return settle_flags(len(outcomes), settled), res
 
     async def _wait_pipeline(
         self,

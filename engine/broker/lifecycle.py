@@ -23,6 +23,15 @@ class ReapResult:
     crash_looped: int
 
 
+def settle_flags(count: int, rejected: Sequence[int]) -> list[bool]:
+    """Per outcome of a settle call of `count`: applied (True) or rejected as stale, from the
+    script's reply (the 1-based positions it rejected)."""
+    flags = [True] * count
+    for position in rejected:
+        flags[int(position) - 1] = False
+    return flags
+
+
 def settle_argv(
     cfg: EngineConfig, keys: QueueKeys, outcomes: Sequence[Outcome]
 ) -> tuple[list[object], list[str]]:
@@ -61,8 +70,7 @@ class LifecycleCalls(BrokerCore):
     async def _settle_once(self, queue: str, outcomes: Sequence[Outcome]) -> list[bool]:
         keys = self.keys(queue)
         argv, extra = settle_argv(self.config, keys, outcomes)
-        flags = await self.scripts.run("settle", keys, argv, extra)
-        return [bool(f) for f in flags]
+        return settle_flags(len(outcomes), await self.scripts.run("settle", keys, argv, extra))
 
     async def extend(
         self, queue: str, leases: Sequence[tuple[str, str]], lease_s: float | None = None

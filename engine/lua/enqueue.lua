@@ -10,13 +10,13 @@
 -- '-' for an id the broker generated (128 random bits, never seen before): no check, no key.
 -- Writes go out as one command per hash/list for the whole batch, not per task: in Redis the
 -- per-call cost of redis.call() was most of the enqueue cost.
--- Returns one flag per task: 1 stored, 0 already known (idempotent by id), then one more flag:
--- 1 when the queue's meta had no `registered` mark (the server lost the queue's registration, e.g. a
--- restart without persistence), so the caller must add it to the global queue set again.
+-- Returns 1 when the queue's meta had no `registered` mark (the server lost the queue's
+-- registration, e.g. a restart without persistence), so the caller must add it to the global
+-- queue set again; else 0. (An id already known is left as it is: idempotent by id. Nobody
+-- read the flag per task it used to return, which cost the server a reply value per task.)
 local now = now_ms()
 local now_us = now_us_str()
 local wake_cap = tonumber(ARGV[2])
-local out = {}
 local fields, delayed, by_level, seen = {}, {}, {}, {}
 local extra = FIRST_EXTRA_KEY
 local pushed = 0
@@ -50,14 +50,10 @@ for i = 3, #ARGV do
       ids[#ids + 1] = id
       pushed = pushed + 1
     end
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
   end
 end
 bulk('HSET', k.tasks, fields)
 bulk('ZADD', k.scheduled, delayed)
 for level, ids in pairs(by_level) do bulk('LPUSH', pending[level], ids) end
 if pushed > 0 then wake(k, wake_cap) end
-out[#out + 1] = redis.call('HSETNX', k.meta, 'registered', '1')
-return out
+return redis.call('HSETNX', k.meta, 'registered', '1')

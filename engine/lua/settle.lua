@@ -8,7 +8,8 @@
 -- attempt); data: result JSON for "s",
 -- last-error JSON for "r", dead record JSON for "d" (JSON never holds a raw newline). Whatever
 -- the kind, a task whose cancel was requested while it ran ends as cancelled.
--- KEYS extra: one result key per item. Returns one flag per item: 1 applied, 0 rejected (stale).
+-- KEYS extra: one result key per item. Returns the positions (1-based) of the items rejected
+-- (stale lease); every other item was applied. Usually empty: no reply value per task.
 -- Leases are read for the whole batch in one call (per-item calls cost more in redis.call()
 -- overhead than in the lookups themselves). The token alone decides: every script that ends
 -- a lease removes the id from `active` and `lease` together.
@@ -52,10 +53,9 @@ for i = 1, n do
   -- A lease token that is not the current one means the lease was reclaimed: the late
   -- worker must not overwrite the new owner's outcome.
   if held[i] ~= tokens[i] then
-    out[i] = 0
+    out[#out + 1] = i
     late = late + 1
   else
-    out[i] = 1
     local kind = kinds[i]
     ended[#ended + 1] = id
     if kind ~= 'c' and any_cancel and redis.call('HEXISTS', k.cancel, id) == 1 then kind = 'c' end
