@@ -121,9 +121,7 @@ async def enqueue_times_ms(broker: Broker, queue: str, ids: list[str]) -> list[i
         pipe.hmget(keys.tasks, ids)
         pipe.hmget(keys.ea, ids)  # tasks stored before the stamp moved into the payload
         payloads, eas = await pipe.execute()
-    return [
-        enqueued_at_ms(codec.read_payload(p), ea) for p, ea in zip(payloads, eas, strict=True)
-    ]
+    return [enqueued_at_ms(codec.read_payload(p), ea) for p, ea in zip(payloads, eas, strict=True)]
 
 
 async def pause(broker: Broker, queue: str) -> None:
