@@ -27,12 +27,18 @@ def chunks(items: Sequence[T], size: int = BATCH_MAX) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def enqueued_at_ms(payload: Payload, ea: bytes | str | None) -> int | None:
-    """When a task was stored, in whole ms (public records speak ms): the stamp in its payload,
-    or for a task stored before the stamp moved there, its `ea` entry (µs); None if neither."""
+def enqueued_at_us(payload: Payload, ea: bytes | str | None) -> int | None:
+    """When a task was stored (server µs): the stamp in its payload, or for a task stored
+    before the stamp moved there, its `ea` entry; None if neither."""
     if payload.enqueued_at_us is not None:
-        return int(payload.enqueued_at_us) // 1000
-    return None if ea is None else int(ea) // 1000
+        return int(payload.enqueued_at_us)
+    return int(ea) if ea else None
+
+
+def enqueued_at_ms(payload: Payload, ea: bytes | str | None) -> int | None:
+    """`enqueued_at_us` in whole ms: public records speak ms."""
+    us = enqueued_at_us(payload, ea)
+    return None if us is None else us // 1000
 
 
 def _s(value: bytes | str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import codec
-from engine.broker.core import BATCH_MAX, BrokerCore, _s
+from engine.broker.core import BATCH_MAX, BrokerCore, _s, enqueued_at_us
 from engine.broker.lifecycle import settle_argv, settle_flags
 from engine.connection_pool import run_batch
 from engine.outcomes import Outcome
@@ -204,10 +204,7 @@ def _decode_fetched(
     """One fetched task; its enqueue time from its payload, else `ea` (µs, a task stored by an
     earlier version), else the fetch time."""
     p = codec.read_payload(payload)
-    if p.enqueued_at_us is not None:
-        enqueued_at_ms = p.enqueued_at_us / 1000
-    else:
-        enqueued_at_ms = int(ea) / 1000 if ea else now_ms
+    us = enqueued_at_us(p, ea)
     return FetchedTask(
         id=_s(task_id),
         queue=queue,
@@ -218,7 +215,7 @@ def _decode_fetched(
         attempt=attempt,
         max_retries=p.max_retries,
         timeout_s=p.timeout_s,
-        enqueued_at_ms=enqueued_at_ms,
+        enqueued_at_ms=now_ms if us is None else us / 1000,
         fetched_at_ms=now_ms,
         token=token,
         decode_error=p.error,
